@@ -1,0 +1,3 @@
+//! `controlplane`: the `l4lb` binary's library: commands, config loading,
+//! snapshot publication, replay and traffic generation drivers.
+pub mod cli;

@@ -1,0 +1,1 @@
+//! Shared helpers for l4lb's integration tests.
