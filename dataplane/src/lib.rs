@@ -11,3 +11,8 @@
 
 pub mod flow_table;
 pub mod port;
+pub mod counters;
+pub mod pipeline;
+pub mod rss;
+pub mod snapshot_cell;
+pub mod worker;
