@@ -3,7 +3,8 @@
 //! Every view is `XxxPacket<T: AsRef<[u8]>>` in the style of smoltcp's `wire` module:
 //!
 //! - `new_checked(buf)` validates, once, every length the accessors rely on and returns a
-//!   [`WireError`] otherwise. After that **no accessor can panic**.
+//!   [`WireError`] otherwise. After that **no accessor can panic**, not even after a setter
+//!   changed a length field: variable-length parts (options, payloads) are clamped to the buffer.
 //! - `new_unchecked(buf)` skips the checks; accessors on a buffer that is too short panic
 //!   (the name says so). Use it only on a buffer you just wrote or already checked.
 //! - getters need `T: AsRef<[u8]>`, setters need `T: AsMut<[u8]>`; `into_inner` gives the buffer back.
@@ -87,6 +88,22 @@ pub(crate) fn read_array<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
     let mut out = [0u8; N];
     out.copy_from_slice(&b[at..at + N]);
     out
+}
+
+/// `b[start..end]`, with `end` capped at the buffer end and `start` at `end`: never panics.
+/// Variable-length parts (options, payloads) use it so that no accessor can panic even after
+/// a setter changed a length field.
+#[inline(always)]
+pub(crate) fn clamped(b: &[u8], start: usize, end: usize) -> &[u8] {
+    let end = end.min(b.len());
+    &b[start.min(end)..end]
+}
+
+/// Mutable [`clamped`].
+#[inline(always)]
+pub(crate) fn clamped_mut(b: &mut [u8], start: usize, end: usize) -> &mut [u8] {
+    let end = end.min(b.len());
+    &mut b[start.min(end)..end]
 }
 
 #[inline(always)]

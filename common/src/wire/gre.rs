@@ -16,7 +16,7 @@
 //! where any of bits 1-5 are non-zero, unless that receiver implements RFC 1701"); the optional
 //! fields announced by C, K, S (and A for version 1) fit the buffer (`Truncated`).
 
-use super::{Result, WireError, read_u16, read_u32, write_u16};
+use super::{Result, WireError, clamped, clamped_mut, read_u16, read_u32, write_u16};
 use crate::checksum;
 
 mod field {
@@ -154,7 +154,7 @@ impl<T: AsRef<[u8]>> GrePacket<T> {
 
     #[inline]
     pub fn payload(&self) -> &[u8] {
-        &self.buffer.as_ref()[self.header_len()..]
+        clamped(self.buffer.as_ref(), self.header_len(), usize::MAX)
     }
 
     /// No checksum, or "the 16 bit one's complement of the one's complement sum of all 16 bit
@@ -174,7 +174,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> GrePacket<T> {
     #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let hl = self.header_len();
-        &mut self.buffer.as_mut()[hl..]
+        clamped_mut(self.buffer.as_mut(), hl, usize::MAX)
     }
 }
 

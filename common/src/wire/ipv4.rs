@@ -11,7 +11,7 @@
 
 use std::net::Ipv4Addr;
 
-use super::{Result, WireError, read_array, read_u16, write_u16};
+use super::{Result, WireError, clamped, clamped_mut, read_array, read_u16, write_u16};
 use crate::checksum;
 
 mod field {
@@ -185,21 +185,19 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     /// The options (bytes 20..header_len), possibly empty.
     #[inline]
     pub fn options(&self) -> &[u8] {
-        &self.buffer.as_ref()[field::OPTIONS..self.header_len()]
+        clamped(self.buffer.as_ref(), field::OPTIONS, self.header_len())
     }
 
     /// The payload: header_len..total_len (or ..buffer end for a view made by `new_quoted`).
     #[inline]
     pub fn payload(&self) -> &[u8] {
-        let b = self.buffer.as_ref();
-        let end = usize::from(self.total_len()).min(b.len());
-        &b[self.header_len()..end]
+        clamped(self.buffer.as_ref(), self.header_len(), usize::from(self.total_len()))
     }
 
     /// The header (options included) checksums to zero.
     #[inline]
     pub fn verify_checksum(&self) -> bool {
-        checksum::checksum(&self.buffer.as_ref()[..self.header_len()]) == 0
+        checksum::checksum(clamped(self.buffer.as_ref(), 0, self.header_len())) == 0
     }
 }
 
@@ -293,7 +291,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     pub fn fill_checksum(&mut self) {
         self.set_checksum(0);
         let hl = self.header_len();
-        let c = checksum::checksum(&self.buffer.as_ref()[..hl]);
+        let c = checksum::checksum(clamped(self.buffer.as_ref(), 0, hl));
         self.set_checksum(c);
     }
 
@@ -302,9 +300,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let hl = self.header_len();
         let total = usize::from(self.total_len());
-        let b = self.buffer.as_mut();
-        let end = total.min(b.len());
-        &mut b[hl..end]
+        clamped_mut(self.buffer.as_mut(), hl, total)
     }
 }
 

@@ -7,7 +7,7 @@
 
 use std::net::Ipv6Addr;
 
-use super::{Result, WireError, read_array, read_u16, read_u32, write_u16, write_u32};
+use super::{Result, WireError, clamped, clamped_mut, read_array, read_u16, read_u32, write_u16, write_u32};
 
 mod field {
     pub const VER_TC_FLOW: usize = 0;
@@ -130,9 +130,7 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
     /// or up to the buffer end for a view made by `new_quoted`.
     #[inline]
     pub fn payload(&self) -> &[u8] {
-        let b = self.buffer.as_ref();
-        let end = (HEADER_LEN + usize::from(self.payload_len())).min(b.len());
-        &b[HEADER_LEN..end]
+        clamped(self.buffer.as_ref(), HEADER_LEN, HEADER_LEN + usize::from(self.payload_len()))
     }
 }
 
@@ -186,9 +184,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv6Packet<T> {
     #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let plen = usize::from(self.payload_len());
-        let b = self.buffer.as_mut();
-        let end = (HEADER_LEN + plen).min(b.len());
-        &mut b[HEADER_LEN..end]
+        clamped_mut(self.buffer.as_mut(), HEADER_LEN, HEADER_LEN + plen)
     }
 }
 

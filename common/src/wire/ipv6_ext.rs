@@ -5,7 +5,7 @@
 //! the IPv6 header." [`walk`] treats a hop-by-hop header anywhere else as a broken chain.
 
 use super::ipv6::HEADER_LEN;
-use super::{Result, WireError, read_u16, read_u32};
+use super::{Result, WireError, clamped, read_u16, read_u32};
 use crate::flow::proto;
 
 mod field {
@@ -155,7 +155,7 @@ impl<T: AsRef<[u8]>> ExtHeader<T> {
     /// Options (hop-by-hop, destination) or type-specific data (routing), after the first 2 bytes.
     #[inline]
     pub fn data(&self) -> &[u8] {
-        &self.buffer.as_ref()[2..self.header_len()]
+        clamped(self.buffer.as_ref(), 2, self.header_len())
     }
 
     /// Routing header only: the routing type (byte 2).

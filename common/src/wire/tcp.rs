@@ -4,7 +4,7 @@
 //! (`BadDataOffset`); the data-offset*4-byte header fits the buffer (`Truncated`).
 //! The view's buffer is the whole segment (the IP payload): checksums cover all of it.
 
-use super::{Result, WireError, read_u16, read_u32, write_u16, write_u32};
+use super::{Result, WireError, clamped, clamped_mut, read_u16, read_u32, write_u16, write_u32};
 use crate::checksum;
 use crate::flow::proto;
 
@@ -142,12 +142,12 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
 
     #[inline]
     pub fn options(&self) -> &[u8] {
-        &self.buffer.as_ref()[field::OPTIONS..self.header_len()]
+        clamped(self.buffer.as_ref(), field::OPTIONS, self.header_len())
     }
 
     #[inline]
     pub fn payload(&self) -> &[u8] {
-        &self.buffer.as_ref()[self.header_len()..]
+        clamped(self.buffer.as_ref(), self.header_len(), usize::MAX)
     }
 
     /// The checksum over the IPv4 pseudo-header and the whole buffer is right.
@@ -230,7 +230,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
     #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let hl = self.header_len();
-        &mut self.buffer.as_mut()[hl..]
+        clamped_mut(self.buffer.as_mut(), hl, usize::MAX)
     }
 }
 

@@ -7,7 +7,7 @@
 //! Checksums: a transmitted 0 means "no checksum" (IPv4 only; RFC 8200 section 8.1 makes it
 //! mandatory over IPv6). The `fill_checksum_*` methods store a computed 0 as `0xFFFF`.
 
-use super::{Result, WireError, read_u16, write_u16};
+use super::{Result, WireError, clamped, clamped_mut, read_u16, write_u16};
 use crate::checksum;
 use crate::flow::proto;
 
@@ -83,16 +83,13 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
     /// Bytes 8..length.
     #[inline]
     pub fn payload(&self) -> &[u8] {
-        let b = self.buffer.as_ref();
-        let end = usize::from(self.len()).min(b.len());
-        &b[HEADER_LEN..end.max(HEADER_LEN)]
+        clamped(self.buffer.as_ref(), HEADER_LEN, usize::from(self.len()))
     }
 
     /// The datagram (header + payload) as the length field delimits it.
     #[inline]
     pub fn datagram(&self) -> &[u8] {
-        let b = self.buffer.as_ref();
-        &b[..usize::from(self.len()).min(b.len())]
+        clamped(self.buffer.as_ref(), 0, usize::from(self.len()))
     }
 
     /// The checksum over the IPv4 pseudo-header and the datagram is right, or absent (0).
@@ -148,9 +145,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
     #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let len = usize::from(self.len());
-        let b = self.buffer.as_mut();
-        let end = len.min(b.len()).max(HEADER_LEN);
-        &mut b[HEADER_LEN..end]
+        clamped_mut(self.buffer.as_mut(), HEADER_LEN, len)
     }
 }
 
