@@ -7,6 +7,14 @@ mod support;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
+use common::flow::proto;
+use common::wire::ethernet;
+use common::wire::ipv4::Ipv4Packet;
+use common::wire::ipv6::Ipv6Packet;
+use common::wire::ipv6_ext;
+use common::wire::tcp::TcpPacket;
+use common::wire::udp::UdpPacket;
+use common::wire::vlan;
 use pcap_file::pcap::{PcapHeader, PcapReader};
 use pcap_file::pcapng::{Block, PcapNgReader};
 use pcap_file::{DataLink, Endianness};
@@ -38,6 +46,17 @@ fn frame(link: DataLink, data: &[u8], f: &mut Features) -> bool {
     match link {
         DataLink::ETHERNET => {
             support::walk_ethernet(data, f);
+            match (our_tuple(data), their_tuple(data)) {
+                (Some(a), Some(b)) => {
+                    assert_eq!(a, b, "5-tuple differs from etherparse on frame {data:02x?}");
+                    f.etherparse_agree += 1;
+                }
+                (a, b) if a.is_some() != b.is_some() => {
+                    println!("5-tuple: ours {:?}, etherparse {:?}, frame {:02x?}", a, b, &data[..data.len().min(64)]);
+                    f.etherparse_differ += 1
+                }
+                _ => {}
+            }
             true
         }
         DataLink::IPV4 => {
@@ -56,6 +75,72 @@ fn frame(link: DataLink, data: &[u8], f: &mut Features) -> bool {
             true
         }
         _ => false,
+    }
+}
+
+/// (source, destination, protocol, source port, destination port).
+type Tuple = (Vec<u8>, Vec<u8>, u8, u16, u16);
+
+/// Our 5-tuple of an Ethernet frame (addresses as bytes, whole IPv4/IPv6, TCP/UDP only, not a
+/// fragment), or None.
+fn our_tuple(data: &[u8]) -> Option<Tuple> {
+    let l2 = vlan::parse_l2(data).ok()?;
+    let l3 = &data[l2.len..];
+    let (src, dst, protocol, l4): (Vec<u8>, Vec<u8>, u8, &[u8]) = match l2.ethertype {
+        ethernet::ETHERTYPE_IPV4 => {
+            let ip = Ipv4Packet::new_checked(l3).ok()?;
+            if ip.is_fragment() {
+                return None;
+            }
+            (ip.src_bytes().to_vec(), ip.dst_bytes().to_vec(), ip.protocol(), ip.into_payload())
+        }
+        ethernet::ETHERTYPE_IPV6 => {
+            let ip = Ipv6Packet::new_checked(l3).ok()?;
+            let up = ipv6_ext::walk(l3).ok()?;
+            if up.fragment.is_some_and(|f| !f.is_atomic()) {
+                return None;
+            }
+            let end = 40 + usize::from(ip.payload_len());
+            (ip.src_bytes().to_vec(), ip.dst_bytes().to_vec(), up.protocol, &l3[up.offset..end])
+        }
+        _ => return None,
+    };
+    let (sp, dp) = match protocol {
+        proto::TCP => {
+            let t = TcpPacket::new_checked(l4).ok()?;
+            (t.src_port(), t.dst_port())
+        }
+        proto::UDP => {
+            let u = UdpPacket::new_checked(l4).ok()?;
+            (u.src_port(), u.dst_port())
+        }
+        _ => return None,
+    };
+    Some((src, dst, protocol, sp, dp))
+}
+
+/// etherparse's 5-tuple of the same frame.
+fn their_tuple(data: &[u8]) -> Option<Tuple> {
+    let p = etherparse::SlicedPacket::from_ethernet(data).ok()?;
+    let (src, dst): (Vec<u8>, Vec<u8>) = match &p.net {
+        Some(etherparse::NetSlice::Ipv4(ip)) => {
+            if ip.header().is_fragmenting_payload() {
+                return None;
+            }
+            (ip.header().source().to_vec(), ip.header().destination().to_vec())
+        }
+        Some(etherparse::NetSlice::Ipv6(ip)) => {
+            if ip.is_payload_fragmented() {
+                return None;
+            }
+            (ip.header().source().to_vec(), ip.header().destination().to_vec())
+        }
+        _ => return None,
+    };
+    match &p.transport {
+        Some(etherparse::TransportSlice::Tcp(t)) => Some((src, dst, proto::TCP, t.source_port(), t.destination_port())),
+        Some(etherparse::TransportSlice::Udp(u)) => Some((src, dst, proto::UDP, u.source_port(), u.destination_port())),
+        _ => None,
     }
 }
 
@@ -197,6 +282,10 @@ fn every_capture_parses_without_panic() {
     assert!(total.icmp_errors > 0 && total.icmp_quotes_parsed > 0, "no ICMP error with a quote recognised");
     assert!(total.gre > 0 && total.gre_inner_ip > 0, "no GRE packet carrying IP recognised");
     assert!(total.tunnels > 0, "no IP-in-IP tunnel recognised");
+    // Where both parsers find a TCP/UDP 5-tuple they agree (asserted per frame above); where only
+    // one does, the other rejected the frame (stricter length checks, three VLAN tags, ...).
+    assert!(total.etherparse_agree > 1000, "etherparse cross-check covered only {} frames", total.etherparse_agree);
+    assert_eq!(total.etherparse_differ, 0, "frames only one of the two parsers accepts (printed above)");
     // The malformed captures must be caught, not accepted.
     assert!(total.ipv4_errors > 0, "no malformed IPv4 rejected");
     assert!(total.ipv6_errors + total.ipv6_chain_errors > 0, "no malformed IPv6 rejected");

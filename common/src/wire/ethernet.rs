@@ -106,6 +106,14 @@ pub fn emit_header(buf: &mut [u8], dst: [u8; 6], src: [u8; 6], ethertype: u16) {
     f.set_ethertype(ethertype);
 }
 
+impl<'a> EthernetFrame<&'a [u8]> {
+    /// The payload with the lifetime of the underlying buffer.
+    #[inline]
+    pub fn into_payload(self) -> &'a [u8] {
+        &self.buffer[field::PAYLOAD..]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

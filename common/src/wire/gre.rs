@@ -207,6 +207,14 @@ impl GreRepr {
     }
 }
 
+impl<'a> GrePacket<&'a [u8]> {
+    /// The payload with the lifetime of the underlying buffer.
+    #[inline]
+    pub fn into_payload(self) -> &'a [u8] {
+        clamped(self.buffer, self.header_len(), usize::MAX)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -171,6 +171,14 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Icmpv4Packet<T> {
     }
 }
 
+impl<'a> Icmpv4Packet<&'a [u8]> {
+    /// The payload (quoted packet) with the lifetime of the underlying buffer.
+    #[inline]
+    pub fn into_payload(self) -> &'a [u8] {
+        &self.buffer[field::PAYLOAD..]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

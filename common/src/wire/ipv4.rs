@@ -362,6 +362,14 @@ impl Ipv4Repr {
     }
 }
 
+impl<'a> Ipv4Packet<&'a [u8]> {
+    /// The payload with the lifetime of the underlying buffer (see [`payload`](Self::payload)).
+    #[inline]
+    pub fn into_payload(self) -> &'a [u8] {
+        clamped(self.buffer, self.header_len(), usize::from(self.total_len()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -237,6 +237,14 @@ impl Ipv6Repr {
     }
 }
 
+impl<'a> Ipv6Packet<&'a [u8]> {
+    /// The payload with the lifetime of the underlying buffer (see [`payload`](Self::payload)).
+    #[inline]
+    pub fn into_payload(self) -> &'a [u8] {
+        clamped(self.buffer, HEADER_LEN, HEADER_LEN + usize::from(self.payload_len()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -34,6 +34,18 @@ pub struct FragmentInfo {
     pub header_offset: usize,
 }
 
+impl FragmentInfo {
+    /// An atomic fragment: offset 0 and no more fragments, i.e. the whole packet.
+    ///
+    /// RFC 6946 section 4: "A host that receives an IPv6 packet that includes a Fragment Header
+    /// with the "Fragment Offset" equal to 0 and the "M" flag equal to 0 MUST process that packet
+    /// in isolation from any other packets/fragments".
+    #[inline]
+    pub fn is_atomic(&self) -> bool {
+        self.offset == 0 && !self.more
+    }
+}
+
 /// Where the upper-layer header is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ipv6Upper {
@@ -274,6 +286,8 @@ mod tests {
         assert_eq!(u.offset, 40 + 8 + 16 + 8 + 16 + 8);
         let f = u.fragment.unwrap();
         assert_eq!(f, FragmentInfo { offset: 0, more: true, ident: 0xdeadbeef, header_offset: 40 + 48 });
+        assert!(!f.is_atomic());
+        assert!(FragmentInfo { more: false, ..f }.is_atomic());
         let e = ExtHeader::new_checked(&b[48..]).unwrap();
         assert_eq!((e.next_header(), e.header_len(), e.data().len()), (proto::DSTOPTS, 16, 14));
         assert_eq!((e.routing_type(), e.segments_left()), (0, 0));

@@ -234,6 +234,14 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
     }
 }
 
+impl<'a> TcpPacket<&'a [u8]> {
+    /// The payload with the lifetime of the underlying buffer.
+    #[inline]
+    pub fn into_payload(self) -> &'a [u8] {
+        clamped(self.buffer, self.header_len(), usize::MAX)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

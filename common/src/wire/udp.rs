@@ -149,6 +149,14 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
     }
 }
 
+impl<'a> UdpPacket<&'a [u8]> {
+    /// The payload with the lifetime of the underlying buffer.
+    #[inline]
+    pub fn into_payload(self) -> &'a [u8] {
+        clamped(self.buffer, HEADER_LEN, usize::from(self.len()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,7 +216,7 @@ mod tests {
     fn computed_zero_sent_as_ffff() {
         // Find a payload word that makes the computed checksum 0: fill, then adjust the payload so
         // the sum becomes -0.
-        let mut b = vec![0u8; 10];
+        let mut b = [0u8; 10];
         let mut u = UdpPacket::new_unchecked(&mut b[..]);
         u.set_src_port(1);
         u.set_dst_port(2);

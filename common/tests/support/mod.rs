@@ -45,6 +45,10 @@ pub struct Features {
     pub gre: u64,
     pub gre_inner_ip: u64,
     pub tunnels: u64,
+    /// Frames whose TCP/UDP 5-tuple etherparse and our views both found (and agree on).
+    pub etherparse_agree: u64,
+    /// Frames where only one of the two found a 5-tuple.
+    pub etherparse_differ: u64,
 }
 
 impl Features {
@@ -76,7 +80,9 @@ impl Features {
             icmp_quotes_parsed,
             gre,
             gre_inner_ip,
-            tunnels
+            tunnels,
+            etherparse_agree,
+            etherparse_differ
         );
     }
 }
@@ -436,7 +442,7 @@ pub fn walk_ipv6(l3: &[u8], f: &mut Features, depth: u8) {
     let end = 40 + usize::from(ip.payload_len());
     let l4 = &l3[upper.offset..end];
     let (src, dst) = (ip.src_bytes(), ip.dst_bytes());
-    let whole = upper.fragment.is_none();
+    let whole = upper.fragment.is_none_or(|fr| fr.is_atomic());
     match upper.protocol {
         proto::TCP => match TcpPacket::new_checked(l4) {
             Ok(t) => {
