@@ -115,12 +115,3 @@ pub(crate) fn write_u16(b: &mut [u8], at: usize, v: u16) {
 pub(crate) fn write_u32(b: &mut [u8], at: usize, v: u32) {
     b[at..at + 4].copy_from_slice(&v.to_be_bytes());
 }
-
-/// Test helper shared by the per-header tests: every strict prefix of `full` must be rejected
-/// by `check`, and none may panic.
-#[cfg(test)]
-pub(crate) fn assert_truncations_rejected(full: &[u8], min_ok: usize, check: impl Fn(&[u8]) -> bool) {
-    for n in 0..min_ok.min(full.len()) {
-        assert!(!check(&full[..n]), "accepted a buffer truncated to {n} bytes");
-    }
-}

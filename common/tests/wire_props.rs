@@ -389,3 +389,30 @@ fn truncated_prefixes_of_a_full_frame_never_panic() {
         assert_eq!(part.udp, 0, "a frame truncated to {n} bytes must not yield a UDP header");
     }
 }
+
+/// A UDP datagram whose computed checksum is 0 carries 0xFFFF (RFC 768); an incremental update
+/// from that -0 must still equal a full recomputation, and a result of 0 must go out as 0xFFFF.
+#[test]
+fn udp_negative_zero_incremental() {
+    let (src, dst) = ([10, 0, 0, 1], [10, 0, 0, 2]);
+    let mut dg = vec![0x30, 0x39, 0x00, 0x35, 0x00, 0x0c, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00];
+    // Choose the last payload word so that the computed checksum is 0.
+    let c = checksum::l4_checksum_v4(src, dst, proto::UDP, &dg);
+    dg[10..12].copy_from_slice(&c.to_be_bytes());
+    assert_eq!(checksum::l4_checksum_v4(src, dst, proto::UDP, &dg), 0);
+    let mut u = UdpPacket::new_checked(&mut dg[..]).unwrap();
+    u.fill_checksum_v4(src, dst);
+    assert_eq!(u.checksum(), 0xFFFF);
+
+    // Rewrite the destination address and port from the -0 checksum.
+    for (new_dst, new_port) in [([192, 168, 1, 1], 8053u16), ([10, 0, 0, 2], 53), ([0, 0, 0, 0], 0)] {
+        let mut d = dg.clone();
+        let c = update_u16(update_bytes(0xFFFF, &dst, &new_dst), 53, new_port);
+        d[2..4].copy_from_slice(&new_port.to_be_bytes());
+        let full = udp_checksum_field(full_v4(src, new_dst, proto::UDP, &d, udp::CHECKSUM_OFFSET));
+        assert_eq!(udp_checksum_field(c), full, "rewrite to {new_dst:?}:{new_port}");
+    }
+    // A rewrite back to the same values yields a checksum that verifies.
+    let c = update_u16(0xFFFF, 53, 53);
+    assert_eq!(udp_checksum_field(c), 0xFFFF);
+}

@@ -132,7 +132,6 @@ mod tests {
 
     #[test]
     fn truncated_at_every_length() {
-        super::super::assert_truncations_rejected(&FRAME, HEADER_LEN, |b| EthernetFrame::new_checked(b).is_ok());
         for n in 0..HEADER_LEN {
             assert_eq!(EthernetFrame::new_checked(&FRAME[..n]), Err(WireError::Truncated));
         }

@@ -74,6 +74,8 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         if b[field::VER_IHL] >> 4 != 4 {
             return Err(WireError::BadVersion);
         }
+        // RFC 791: "Internet Header Length is the length of the internet header in 32 bit words
+        // [...]. Note that the minimum value for a correct header is 5."
         let header_len = usize::from(b[field::VER_IHL] & 0x0f) * 4;
         if header_len < HEADER_LEN {
             return Err(WireError::BadHeaderLength);
@@ -81,6 +83,8 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         if header_len > b.len() {
             return Err(WireError::Truncated);
         }
+        // RFC 791: "Total Length is the length of the datagram, measured in octets, including
+        // internet header and data."
         if usize::from(read_u16(b, field::LENGTH)) < header_len {
             return Err(WireError::BadTotalLength);
         }

@@ -40,6 +40,8 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
     pub fn new_checked(buffer: T) -> Result<Self> {
         let p = Self::new_quoted(buffer)?;
         let plen = p.payload_len();
+        // RFC 2675 section 3: "the Payload Length field in the IPv6 header must be set to zero in
+        // every packet that carries the Jumbo Payload option". l4lb forwards no jumbograms.
         if plen == 0 {
             return Err(WireError::BadPayloadLength);
         }

@@ -58,6 +58,8 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
         if b.len() < HEADER_LEN {
             return Err(WireError::Truncated);
         }
+        // RFC 9293 3.1: "Data Offset (DOffset): 4 bits. The number of 32-bit words in the TCP
+        // header. This indicates where the data begins." A header has at least 5 words.
         let hl = usize::from(b[field::DOFF] >> 4) * 4;
         if hl < HEADER_LEN {
             return Err(WireError::BadDataOffset);

@@ -43,6 +43,8 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
         if b.len() < HEADER_LEN {
             return Err(WireError::Truncated);
         }
+        // RFC 768: "Length is the length in octets of this user datagram including this header
+        // and the data. (This means the minimum value of the length is eight.)"
         let len = usize::from(read_u16(b, field::LENGTH));
         if len < HEADER_LEN {
             return Err(WireError::BadLength);
