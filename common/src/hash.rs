@@ -432,13 +432,9 @@ mod tests {
 
     #[test]
     fn fast_hasher_is_deterministic_and_spreads() {
-        use std::hash::{BuildHasher, Hash};
+        use std::hash::BuildHasher;
         let b = BuildFastHasher::default();
-        let h = |v: &([u8; 4], u16, u8)| {
-            let mut s = b.build_hasher();
-            v.hash(&mut s);
-            s.finish()
-        };
+        let h = |v: &([u8; 4], u16, u8)| b.hash_one(v);
         assert_eq!(h(&([10, 0, 0, 1], 80, 6)), h(&([10, 0, 0, 1], 80, 6)));
         let mut seen = std::collections::HashSet::new();
         for i in 0..=255u8 {
