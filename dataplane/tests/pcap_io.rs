@@ -285,3 +285,27 @@ fn copying_a_capture_is_lossless() {
     assert_eq!(copy.len(), 751);
     assert_eq!(copy, orig);
 }
+
+/// Release builds only: `cargo test --release -p dataplane --test pcap_io -- --nocapture`.
+#[cfg(not(debug_assertions))]
+#[test]
+fn million_frames_write_and_read_speed() {
+    let frame = [0x5au8; 64];
+    let t0 = std::time::Instant::now();
+    let mut w = PcapWriter::new(Vec::with_capacity(81 << 20), TsResolution::Nano).unwrap();
+    for i in 0..1_000_000u64 {
+        w.write(1_700_000_000_000_000_000 + i * 1000, &frame).unwrap();
+    }
+    let bytes = w.into_inner().unwrap();
+    let t1 = std::time::Instant::now();
+    let mut r = PcapReader::new(&bytes[..]).unwrap();
+    let mut b = HeapBuf::new();
+    let mut n = 0u64;
+    while r.next_into(&mut b).unwrap().is_some() {
+        n += 1;
+    }
+    let t2 = std::time::Instant::now();
+    println!("1M 64-byte frames: write {:?}, read into HeapBuf {:?}", t1 - t0, t2 - t1);
+    assert_eq!(n, 1_000_000);
+    assert!((t2 - t1).as_secs_f64() < 2.0);
+}
