@@ -51,6 +51,21 @@ pub enum SizeMix {
     Fixed(u16),
 }
 
+impl std::str::FromStr for SizeMix {
+    type Err = String;
+
+    /// `"imix"` or a frame size in bytes (60..=9216).
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.eq_ignore_ascii_case("imix") {
+            return Ok(SizeMix::Imix);
+        }
+        match s.parse::<u16>() {
+            Ok(n) if (60..=9216).contains(&n) => Ok(SizeMix::Fixed(n)),
+            _ => Err(format!("size must be \"imix\" or a frame size in bytes (60..=9216), not {s:?}")),
+        }
+    }
+}
+
 /// What to generate.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GenOptions {
@@ -123,6 +138,27 @@ pub struct GenSummary {
     pub per_target_flows: Vec<u64>,
     pub first_ts_ns: u64,
     pub last_ts_ns: u64,
+}
+
+impl std::fmt::Display for GenSummary {
+    /// A readable multi-line summary for the terminal.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secs = self.last_ts_ns.saturating_sub(self.first_ts_ns) as f64 / 1e9;
+        writeln!(
+            f,
+            "{} packets, {} bytes, {} flows ({} tcp, {} udp) over {secs:.3} s",
+            self.packets, self.bytes, self.flows, self.tcp_flows, self.udp_flows
+        )?;
+        writeln!(
+            f,
+            "ipv4 {} / ipv6 {} packets; syn {}, fin {}, rst {}; top flow {} packets",
+            self.ipv4_packets, self.ipv6_packets, self.syn, self.fin, self.rst, self.max_flow_packets
+        )?;
+        for (i, (p, n)) in self.per_target_packets.iter().zip(&self.per_target_flows).enumerate() {
+            writeln!(f, "  target {i}: {p} packets, {n} flows")?;
+        }
+        Ok(())
+    }
 }
 
 /// Why generation could not run.
@@ -881,6 +917,17 @@ mod tests {
         println!("1M packets, 100k flows: {dt:?} ({:.1} Mpps, {} MB)", 1.0 / dt.as_secs_f64(), s.bytes >> 20);
         assert_eq!(s.packets, 1_000_000);
         assert!(dt.as_secs_f64() < 5.0, "{dt:?}");
+    }
+
+    #[test]
+    fn size_mix_parses_and_summary_prints() {
+        assert_eq!("IMIX".parse::<SizeMix>(), Ok(SizeMix::Imix));
+        assert_eq!("128".parse::<SizeMix>(), Ok(SizeMix::Fixed(128)));
+        assert!("12".parse::<SizeMix>().is_err() && "big".parse::<SizeMix>().is_err());
+        let (_, s) = gen_bytes(&targets(), &opts(10, 100, 1));
+        let text = s.to_string();
+        assert!(text.starts_with("100 packets, "), "{text}");
+        assert_eq!(text.lines().count(), 2 + 4);
     }
 
     #[test]

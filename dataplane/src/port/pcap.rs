@@ -185,7 +185,8 @@ impl<R: Read> PcapReader<R> {
         matches!(self.format, Format::Ng { .. })
     }
 
-    /// Read the next packet into `buf` (frame bytes, `ts_ns`); `Ok(None)` at the end.
+    /// Read the next packet into `buf` (frame bytes, `ts_ns`, and `seq` = its 0-based
+    /// position in the capture); `Ok(None)` at the end.
     ///
     /// Frames longer than the buffer's room are cut to it; compare `buf.len()` with
     /// [`Self::frame_len`] to detect that.
@@ -195,6 +196,7 @@ impl<R: Read> PcapReader<R> {
                 let (a, b) = self.frame;
                 buf.set_frame(&self.scratch[a..b]);
                 buf.ts_ns = self.last_ts_ns;
+                buf.seq = self.packets - 1;
                 Ok(Some(()))
             }
             None => Ok(None),
@@ -754,6 +756,13 @@ mod tests {
             assert_eq!(bytes.len(), 24 + 4 * 16 + 60 + 1514 + 14);
             let mut r = PcapReader::new(&bytes[..]).unwrap();
             assert_eq!(r.resolution(), res);
+            let mut b = HeapBuf::new();
+            let mut r2 = PcapReader::new(&bytes[..]).unwrap();
+            for i in 0..4 {
+                assert!(r2.next_into(&mut b).unwrap().is_some());
+                assert_eq!(b.seq, i);
+            }
+            assert!(r2.next_into(&mut b).unwrap().is_none());
             let got = read_all(&mut r).unwrap();
             let want: Vec<(u64, Vec<u8>)> = match res {
                 TsResolution::Nano => pkts.clone(),
