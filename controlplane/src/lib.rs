@@ -2,3 +2,8 @@
 //! snapshot publication, replay and traffic generation drivers.
 pub mod cli;
 pub mod commands;
+pub mod events;
+pub mod r#gen;
+pub mod publish;
+pub mod replay;
+pub mod stats;

@@ -8,6 +8,7 @@
 //! No per-packet allocation: buffers come from pools sized at start.
 
 pub mod memory;
+pub mod pcap;
 
 /// Packets per burst, as in DPDK's l3fwd and VPP's frame size for small vectors.
 pub const BURST: usize = 32;
