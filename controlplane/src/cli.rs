@@ -20,6 +20,10 @@ pub enum Command {
     Check(commands::check::Args),
     /// Show each VIP's Maglev table: entries per backend, share against the ideal share.
     Table(commands::table::Args),
+    /// Offline: run the data plane on a capture; write what it sends (and gives the host).
+    Replay(commands::replay::Args),
+    /// Write deterministic synthetic traffic towards the config's VIPs (pktgen-style).
+    Gen(commands::r#gen::Args),
 }
 
 /// Entry point; returns the process exit status.
@@ -32,6 +36,8 @@ pub fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Check(args) => commands::check::run(&args),
         Command::Table(args) => commands::table::run(&args),
+        Command::Replay(args) => commands::replay::run(&args),
+        Command::Gen(args) => commands::r#gen::run(&args),
     }
 }
 

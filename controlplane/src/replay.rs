@@ -76,8 +76,7 @@ pub fn run(cfg: Config, opts: &ReplayOptions) -> Result<(RunStats, std::sync::Ar
     };
     let mut reader = PcapReader::open(&opts.input).map_err(|e| anyhow::anyhow!("{}: {e}", opts.input.display()))?;
     let res = reader.resolution();
-    let out_file =
-        File::create(&opts.output).with_context(|| format!("cannot create {}", opts.output.display()))?;
+    let out_file = File::create(&opts.output).with_context(|| format!("cannot create {}", opts.output.display()))?;
     let mut out = PcapWriter::new(BufWriter::new(out_file), res)
         .map_err(|e| anyhow::anyhow!("{}: {e}", opts.output.display()))?;
     let mut host = match &opts.host_output {
@@ -223,7 +222,10 @@ pub fn run(cfg: Config, opts: &ReplayOptions) -> Result<(RunStats, std::sync::Ar
         eprintln!();
     }
     if reader.truncated_tail() {
-        eprintln!("warning: {}: the capture ends in a truncated record; replayed what was complete", opts.input.display());
+        eprintln!(
+            "warning: {}: the capture ends in a truncated record; replayed what was complete",
+            opts.input.display()
+        );
     }
     out.flush().context("writing output")?;
     if let Some(h) = host.as_mut() {

@@ -102,7 +102,8 @@ mod tests {
     // Verification suite from Microsoft's RSS specification ("Verifying the RSS hash calculation").
     #[test]
     fn toeplitz_matches_the_microsoft_test_vectors() {
-        let cases: [([u8; 4], u16, [u8; 4], u16, u32, u32); 3] = [
+        type Case = ([u8; 4], u16, [u8; 4], u16, u32, u32);
+        let cases: [Case; 3] = [
             ([66, 9, 149, 187], 2794, [161, 142, 100, 80], 1766, 0x323e_8fc2, 0x51cc_c178),
             ([199, 92, 111, 2], 14230, [65, 69, 140, 83], 4739, 0xd718_262a, 0xc626_b0ea),
             ([24, 19, 198, 95], 12898, [12, 22, 207, 184], 38024, 0xd2d0_a5de, 0x5c2b_394a),

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use crate::counters::{Counter, Counters, DropReason};
 use crate::pipeline::{Pipeline, Verdict};
-use crate::port::{BURST, Port, PortStats};
+use crate::port::{BURST, PacketBuf, Port, PortStats};
 use crate::snapshot_cell::SnapshotReader;
 
 /// Packets a handoff ring holds.
@@ -188,7 +188,7 @@ impl<P: Port> Worker<P> {
             let now = start.elapsed().as_nanos() as u64;
             let n = self.poll(now);
             iter = iter.wrapping_add(1);
-            if iter % 1024 == 0 || n == 0 {
+            if iter.is_multiple_of(1024) || n == 0 {
                 if now.saturating_sub(last_pub) > 10_000_000 {
                     self.publish_stats();
                     last_pub = now;

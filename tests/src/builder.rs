@@ -4,6 +4,8 @@
 //! checksums with its own naive routine, so a bug in `common::wire` or
 //! `common::checksum` cannot hide itself in the expected output.
 
+#![allow(clippy::too_many_arguments)]
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 pub const TCP: u8 = 6;

@@ -221,10 +221,17 @@ fn every_malformation_is_dropped_with_its_reason() {
         DropReason::NoBackend,
     ));
     cases.push((
-        tcp_frame(m(NODE_MAC), m(CLIENT_MAC), "172.16.0.5", "198.51.100.10", 40001, 80, SYN, b"", IpOpts {
-            ttl: 1,
-            ..opts()
-        }),
+        tcp_frame(
+            m(NODE_MAC),
+            m(CLIENT_MAC),
+            "172.16.0.5",
+            "198.51.100.10",
+            40001,
+            80,
+            SYN,
+            b"",
+            IpOpts { ttl: 1, ..opts() },
+        ),
         DropReason::TtlExpired,
     ));
     for (i, (f, reason)) in cases.iter().enumerate() {
@@ -241,10 +248,17 @@ fn too_big_without_df_is_dropped_and_with_df_answered() {
     let text = node(1500) + &vip("web", "198.51.100.10", 80, "tcp", "gre", &["address = \"10.1.0.11\""]);
     let mut lb = Lb::new(&text);
     let payload = vec![0x5a; 1460];
-    let no_df = tcp_frame(m(NODE_MAC), m(CLIENT_MAC), "172.16.0.5", "198.51.100.10", 40000, 80, ACK, &payload, IpOpts {
-        df: false,
-        ..opts()
-    });
+    let no_df = tcp_frame(
+        m(NODE_MAC),
+        m(CLIENT_MAC),
+        "172.16.0.5",
+        "198.51.100.10",
+        40000,
+        80,
+        ACK,
+        &payload,
+        IpOpts { df: false, ..opts() },
+    );
     let (v, _) = lb.one(&no_df);
     assert_eq!(v, Verdict::Drop);
     assert_eq!(lb.drops(DropReason::TooBig), 1);
@@ -305,10 +319,8 @@ fn dnat_rewrites_both_directions() {
         let reply = tcp_frame(m(NODE_MAC), m(CLIENT_MAC), backend, client, 8080, 40000, SYN | ACK, b"", o);
         let (v, out) = lb.one(&reply);
         assert_eq!(v, Verdict::Tx);
-        let expected = tcp_frame(m(GW_MAC), m(NODE_MAC), vip_addr, client, 80, 40000, SYN | ACK, b"", IpOpts {
-            ttl: 39,
-            ..o
-        });
+        let expected =
+            tcp_frame(m(GW_MAC), m(NODE_MAC), vip_addr, client, 80, 40000, SYN | ACK, b"", IpOpts { ttl: 39, ..o });
         assert_eq!(out, expected, "reply {vip_addr}");
 
         // A reply for a flow nobody opened goes to the host.
@@ -324,7 +336,8 @@ fn dnat_rewrites_both_directions() {
         assert_eq!(v, Verdict::Tx);
         let b = ip(backend);
         let dg2 = udp_datagram(s, b, 5353, 53, b"query", zero);
-        let expected = eth(m(GW_MAC), m(NODE_MAC), ethertype_of(&s), &ip_packet(s, b, UDP, &dg2, IpOpts { ttl: 39, ..o }));
+        let expected =
+            eth(m(GW_MAC), m(NODE_MAC), ethertype_of(&s), &ip_packet(s, b, UDP, &dg2, IpOpts { ttl: 39, ..o }));
         assert_eq!(out, expected, "udp {vip_addr}");
         assert_eq!(lb.pipe.counters.get(Counter::DnatForward), 2);
         assert_eq!(lb.pipe.counters.get(Counter::DnatReply), 1);
@@ -340,7 +353,12 @@ fn echo_requests_to_a_vip_are_answered() {
     let s: Ipv4Addr = "172.16.0.5".parse().unwrap();
     let d: Ipv4Addr = "198.51.100.10".parse().unwrap();
     let req = icmp4(8, 0, [0x12, 0x34, 0, 1], b"ping-payload");
-    let f = eth(m(NODE_MAC), m(CLIENT_MAC), 0x0800, &ip_packet(s.into(), d.into(), ICMP, &req, IpOpts { ttl: 50, ..opts() }));
+    let f = eth(
+        m(NODE_MAC),
+        m(CLIENT_MAC),
+        0x0800,
+        &ip_packet(s.into(), d.into(), ICMP, &req, IpOpts { ttl: 50, ..opts() }),
+    );
     let (v, out) = lb.one(&f);
     assert_eq!(v, Verdict::Tx);
     let rep = icmp4(0, 0, [0x12, 0x34, 0, 1], b"ping-payload");
@@ -391,16 +409,20 @@ fn icmp_errors_follow_the_flow_they_quote() {
         assert_eq!(v, Verdict::Tx);
         let flow_backend = outer_dst(&out);
         // A router tells the VIP that its reply (VIP:80 -> client:port) was too big.
-        let reply = ip_packet(ip("198.51.100.10"), ip("172.16.0.5"), TCP, &tcp_segment(
+        let reply = ip_packet(
             ip("198.51.100.10"),
             ip("172.16.0.5"),
-            80,
-            port,
-            ACK,
-            b"",
-        ), opts());
+            TCP,
+            &tcp_segment(ip("198.51.100.10"), ip("172.16.0.5"), 80, port, ACK, b""),
+            opts(),
+        );
         let err = icmp4(3, 4, [0, 0, 0x05, 0x00], &reply[..28]);
-        let f = eth(m(NODE_MAC), m(CLIENT_MAC), 0x0800, &ip_packet(ip("192.0.2.1"), ip("198.51.100.10"), ICMP, &err, opts()));
+        let f = eth(
+            m(NODE_MAC),
+            m(CLIENT_MAC),
+            0x0800,
+            &ip_packet(ip("192.0.2.1"), ip("198.51.100.10"), ICMP, &err, opts()),
+        );
         let (v, out) = lb.one(&f);
         assert_eq!(v, Verdict::Tx);
         assert_eq!(outer_dst(&out), flow_backend, "port {port}");
@@ -415,7 +437,8 @@ fn fragments_of_a_datagram_go_to_one_backend() {
         let mut lb = Lb::new(&three_backends("ipip", vip_addr));
         let mut seen = std::collections::HashSet::new();
         for i in 0..30u8 {
-            let client = if vip_addr.contains(':') { format!("fd00:1::{}", i + 1) } else { format!("172.16.0.{}", i + 1) };
+            let client =
+                if vip_addr.contains(':') { format!("fd00:1::{}", i + 1) } else { format!("172.16.0.{}", i + 1) };
             let (first, later) = fragments(&client, vip_addr, 40000 + u16::from(i));
             let (v1, o1) = lb.one(&first);
             let (v2, o2) = lb.one(&later);
@@ -428,20 +451,20 @@ fn fragments_of_a_datagram_go_to_one_backend() {
     }
 }
 
-/// A UDP datagram to port 80 split into two fragments (first carries the UDP header).
+/// A TCP segment to port 80 split into two fragments (the first carries the TCP header).
 fn fragments(client: &str, vip_addr: &str, sport: u16) -> (Vec<u8>, Vec<u8>) {
     let (s, d) = (ip(client), ip(vip_addr));
-    let dg = udp_datagram(s, d, sport, 80, &[7u8; 40], false);
+    let dg = tcp_segment(s, d, sport, 80, ACK, &[7u8; 40]);
     let (a, b) = dg.split_at(24);
     match (s, d) {
         (IpAddr::V4(s4), IpAddr::V4(d4)) => {
-            let mut h1 = ipv4_header(s4, d4, UDP, a.len(), IpOpts { df: false, ..opts() });
+            let mut h1 = ipv4_header(s4, d4, TCP, a.len(), IpOpts { df: false, ..opts() });
             h1[6] |= 0x20; // MF
             h1[10] = 0;
             h1[11] = 0;
             let c = csum(&[&h1]);
             h1[10..12].copy_from_slice(&c.to_be_bytes());
-            let mut h2 = ipv4_header(s4, d4, UDP, b.len(), IpOpts { df: false, ..opts() });
+            let mut h2 = ipv4_header(s4, d4, TCP, b.len(), IpOpts { df: false, ..opts() });
             h2[6] = 0;
             h2[7] = 3; // offset 24 bytes
             h2[10] = 0;
@@ -455,7 +478,7 @@ fn fragments(client: &str, vip_addr: &str, sport: u16) -> (Vec<u8>, Vec<u8>) {
         }
         (IpAddr::V6(s6), IpAddr::V6(d6)) => {
             let frag = |off: u16, more: bool, body: &[u8]| {
-                let mut fh = vec![UDP, 0];
+                let mut fh = vec![TCP, 0];
                 fh.extend_from_slice(&((off << 3) | u16::from(more)).to_be_bytes());
                 fh.extend_from_slice(&0xabcdu32.to_be_bytes());
                 fh.extend_from_slice(body);

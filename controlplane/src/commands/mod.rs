@@ -1,4 +1,6 @@
 //! One module per `l4lb` subcommand (see `cli.rs`).
 
 pub mod check;
+pub mod r#gen;
+pub mod replay;
 pub mod table;

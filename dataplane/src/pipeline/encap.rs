@@ -28,7 +28,9 @@ pub enum Tunnel {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EncapError {
     /// The result would exceed the MTU; `mtu` is what the inner packet may be.
-    TooBig { inner_mtu: u16 },
+    TooBig {
+        inner_mtu: u16,
+    },
     NoHeadroom,
     NoSource,
 }
@@ -89,7 +91,7 @@ pub fn encapsulate<B: PacketBuf>(
     data.copy_within(overhead..overhead + l2, 0);
     data[p.ethertype_off..p.ethertype_off + 2].copy_from_slice(&outer_ethertype.to_be_bytes());
     set_l2(data, node);
-    let payload_len = (gre_len + inner_len) as u16;
+    let payload_len = gre_len + inner_len;
     match (backend, node.ipv4, node.ipv6) {
         (IpAddr::V4(dst), Some(src), _) => {
             Ipv4Repr {

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use common::checksum;
 use common::flow::{FlowKey, FlowKeyV4, FlowKeyV6, proto};
 use common::snapshot::NodeInfo;
-use common::wire::{icmp_error, icmpv4, icmpv6, ipv4, ipv6, tcp, udp};
+use common::wire::{icmp_error, icmpv4, icmpv6, ipv4, tcp, udp};
 
 use super::encap::set_l2;
 use super::nat::decrement_ttl;
@@ -26,7 +26,11 @@ pub enum IcmpKind {
     EchoRequest,
     /// An error quoting a packet of the flow `flow` (client to VIP direction);
     /// the quoted IP header starts at `quote_off` (from the frame start).
-    Error { flow: FlowKey, quote_off: usize, quote_l4_off: usize },
+    Error {
+        flow: FlowKey,
+        quote_off: usize,
+        quote_l4_off: usize,
+    },
     /// Anything else (echo replies, NDP, ...): the host's.
     Other,
 }
@@ -162,8 +166,8 @@ pub fn too_big<B: PacketBuf>(buf: &mut B, p: &Parsed, node: &NodeInfo, mtu: u16)
             icmp_error::icmpv4_error_in_place(
                 &mut data[l2..],
                 quote_len,
-                k.dst.into(),
-                k.src.into(),
+                k.dst,
+                k.src,
                 icmpv4::DEST_UNREACH,
                 icmpv4::CODE_FRAG_NEEDED,
                 [0, 0, m[0], m[1]],
@@ -174,8 +178,8 @@ pub fn too_big<B: PacketBuf>(buf: &mut B, p: &Parsed, node: &NodeInfo, mtu: u16)
             icmp_error::icmpv6_error_in_place(
                 &mut data[l2..],
                 quote_len,
-                k.dst.into(),
-                k.src.into(),
+                k.dst,
+                k.src,
                 icmpv6::PACKET_TOO_BIG,
                 0,
                 u32::from(mtu).to_be_bytes(),

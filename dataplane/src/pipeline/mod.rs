@@ -232,7 +232,7 @@ impl Pipeline {
         class: Class,
     ) -> Result<Verdict, DropReason> {
         match class {
-            Class::Vip(vip) => self.to_vip(snap, now_ms, b, p, vip),
+            Class::Vip(vip) => self.forward_to_vip(snap, now_ms, b, p, vip),
             Class::DnatReply => self.dnat_reply(snap, now_ms, b, p),
             Class::IcmpToVip => self.icmp_to_vip(snap, now_ms, b, p),
             Class::VipFragment(vip) => self.fragment_to_vip(snap, b, p, vip),
@@ -243,7 +243,7 @@ impl Pipeline {
 
     /// TCP/UDP to a VIP: flow lookup, Maglev on a miss, then forward.
     #[inline]
-    fn to_vip<B: PacketBuf>(
+    fn forward_to_vip<B: PacketBuf>(
         &mut self,
         snap: &Snapshot,
         now_ms: u32,

@@ -6,7 +6,9 @@
 //! IP (to the host), or a [`Parsed`] packet.
 
 use common::flow::{FlowKey, FlowKeyV4, FlowKeyV6, proto};
-use common::wire::{WireError, ethernet, ipv4::Ipv4Packet, ipv6::Ipv6Packet, ipv6_ext, tcp::TcpPacket, udp::UdpPacket, vlan};
+use common::wire::{
+    WireError, ethernet, ipv4::Ipv4Packet, ipv6::Ipv6Packet, ipv6_ext, tcp::TcpPacket, udp::UdpPacket, vlan,
+};
 
 use crate::counters::DropReason;
 
@@ -122,8 +124,15 @@ fn transport(seg: &[u8], proto: u8, frag: Frag) -> Result<(u16, u16, u8), DropRe
 
 #[inline]
 fn parse_v4(frame: &[u8], l2_len: usize, ethertype_off: usize) -> ParseOutcome {
-    let ip = match Ipv4Packet::new_checked(&frame[l2_len..]) {
+    let bytes = &frame[l2_len..];
+    let ip = match Ipv4Packet::new_checked(bytes) {
         Ok(ip) => ip,
+        Err(WireError::Truncated) if bytes.len() >= 20 => {
+            // The fixed header is there: it is a length field that points past the frame.
+            let hl = usize::from(bytes[0] & 0x0f) * 4;
+            let r = if hl > bytes.len() { DropReason::Ipv4BadHeaderLength } else { DropReason::Ipv4BadTotalLength };
+            return ParseOutcome::Drop(r);
+        }
         Err(e) => return ParseOutcome::Drop(v4_error(e)),
     };
     let hl = ip.header_len();
@@ -168,8 +177,11 @@ fn parse_v4(frame: &[u8], l2_len: usize, ethertype_off: usize) -> ParseOutcome {
 
 #[inline]
 fn parse_v6(frame: &[u8], l2_len: usize, ethertype_off: usize) -> ParseOutcome {
-    let ip = match Ipv6Packet::new_checked(&frame[l2_len..]) {
+    let bytes = &frame[l2_len..];
+    let ip = match Ipv6Packet::new_checked(bytes) {
         Ok(ip) => ip,
+        // The fixed header is there: the payload length points past the frame.
+        Err(WireError::Truncated) if bytes.len() >= 40 => return ParseOutcome::Drop(DropReason::Ipv6BadPayloadLength),
         Err(e) => return ParseOutcome::Drop(v6_error(e)),
     };
     let ip_len = 40 + usize::from(ip.payload_len());

@@ -82,20 +82,16 @@ pub fn rss_queue_of_frame(frame: &[u8], workers: u16) -> u16 {
     match parse(frame) {
         ParseOutcome::Ip(p) => {
             let h = match &p.key {
-                FlowKey::V4(k) => {
-                    rss::hash_v4(k.src, k.dst, if p.has_ports && p.frag == super::parse::Frag::No {
-                        Some((k.src_port, k.dst_port))
-                    } else {
-                        None
-                    })
-                }
-                FlowKey::V6(k) => {
-                    rss::hash_v6(k.src, k.dst, if p.has_ports && p.frag == super::parse::Frag::No {
-                        Some((k.src_port, k.dst_port))
-                    } else {
-                        None
-                    })
-                }
+                FlowKey::V4(k) => rss::hash_v4(
+                    k.src,
+                    k.dst,
+                    if p.has_ports && p.frag == super::parse::Frag::No { Some((k.src_port, k.dst_port)) } else { None },
+                ),
+                FlowKey::V6(k) => rss::hash_v6(
+                    k.src,
+                    k.dst,
+                    if p.has_ports && p.frag == super::parse::Frag::No { Some((k.src_port, k.dst_port)) } else { None },
+                ),
             };
             rss::queue_of(h, workers)
         }

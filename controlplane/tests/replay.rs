@@ -102,8 +102,13 @@ fn is_ethernet_capture(p: &Path) -> bool {
         return false;
     }
     match &b[0..4] {
-        [0xd4, 0xc3, 0xb2, 0xa1] | [0x4d, 0x3c, 0xb2, 0xa1] => u32::from_le_bytes(b[20..24].try_into().unwrap()) == 1,
-        [0xa1, 0xb2, 0xc3, 0xd4] | [0xa1, 0xb2, 0x3c, 0x4d] => u32::from_be_bytes(b[20..24].try_into().unwrap()) == 1,
+        // The low 16 bits are the link type (the upper ones may carry FCS information).
+        [0xd4, 0xc3, 0xb2, 0xa1] | [0x4d, 0x3c, 0xb2, 0xa1] => {
+            u32::from_le_bytes(b[20..24].try_into().unwrap()) & 0xffff == 1
+        }
+        [0xa1, 0xb2, 0xc3, 0xd4] | [0xa1, 0xb2, 0x3c, 0x4d] => {
+            u32::from_be_bytes(b[20..24].try_into().unwrap()) & 0xffff == 1
+        }
         // pcapng: look at the first interface description block's link type.
         [0x0a, 0x0d, 0x0d, 0x0a] => {
             let le = b[8..12] == [0x4d, 0x3c, 0x2b, 0x1a];
@@ -226,10 +231,14 @@ fn backend_of(frame: &[u8]) -> String {
 /// The client (inner source) of an encapsulated IPv4-in-GRE frame.
 fn inner_client(frame: &[u8]) -> String {
     let i = 14 + 20 + 4;
-    format!("{}.{}.{}.{}:{}", frame[i + 12], frame[i + 13], frame[i + 14], frame[i + 15], u16::from_be_bytes([
-        frame[i + 20],
-        frame[i + 21]
-    ]))
+    format!(
+        "{}.{}.{}.{}:{}",
+        frame[i + 12],
+        frame[i + 13],
+        frame[i + 14],
+        frame[i + 15],
+        u16::from_be_bytes([frame[i + 20], frame[i + 21]])
+    )
 }
 
 #[test]
@@ -320,7 +329,9 @@ fn a_backend_going_down_moves_only_its_flows_and_an_added_one_takes_only_new_flo
         assert!(moved > 50 && kept > 150, "moved {moved}, kept {kept}");
         let new_on_added = (3 * n..4 * n).filter(|&k| backend_of(&pkts[k].1) == "10.1.0.14").count();
         assert!(new_on_added > 30, "the added backend takes new flows ({new_on_added})");
-        eprintln!("workers {w}: {moved} flows moved off the down backend, {kept} kept, {new_on_added}/{n} new flows on the added one");
+        eprintln!(
+            "workers {w}: {moved} flows moved off the down backend, {kept} kept, {new_on_added}/{n} new flows on the added one"
+        );
     }
 }
 
@@ -337,11 +348,13 @@ fn bad_options_and_inputs_fail_with_one_line() {
     let r = replay(&cfg, &garbage, &out, 1, &[]);
     assert!(!r.status.success());
     assert_eq!(String::from_utf8_lossy(&r.stderr).trim().lines().count(), 1);
-    let bad_cfg = write_config(&dir, "[node]\nmac = 1\n");
+    let bad_cfg = dir.join("bad.toml");
+    std::fs::write(&bad_cfg, "[node]\nmac = 1\n").unwrap();
     let input = dir.join("in.pcap");
     write_pcap(&input, &[], 0, 1);
     let r = replay(&bad_cfg, &input, &out, 1, &[]);
     assert!(!r.status.success());
+    assert_eq!(String::from_utf8_lossy(&r.stderr).trim().lines().count(), 1);
     let ev = dir.join("ev.toml");
     std::fs::write(&ev, "[[event]]\nat = \"1s\"\nvip = \"nope\"\nremove = \"10.1.0.11\"\n").unwrap();
     let r = replay(&cfg, &input, &out, 1, &["--events", ev.to_str().unwrap()]);
