@@ -125,6 +125,8 @@ const _: () = {
     assert!(size_of::<FlowValue>() == 4);
     assert!(size_of::<Bucket4>() == 128);
     assert!(std::mem::align_of::<Bucket4>() == 128);
+    assert!(std::mem::offset_of!(Bucket4, seen) == 80); // prefetched as line 1
+    assert!(std::mem::offset_of!(Bucket4, values) == 104);
     assert!(size_of::<Bucket6>() == 192);
     assert!(std::mem::offset_of!(Bucket6, src) == 64);
     assert!(std::mem::offset_of!(Bucket6, dst) == 128);
