@@ -88,6 +88,16 @@ fn pack_ports(src_port: u16, dst_port: u16) -> u32 {
     (u32::from(src_port) << 16) | u32::from(dst_port)
 }
 
+/// Bit `i` set where `ports[i] == want`.
+#[inline(always)]
+fn port_mask<const N: usize>(ports: &[u32; N], want: u32) -> u8 {
+    let mut m = 0u8;
+    for (i, p) in ports.iter().enumerate() {
+        m |= u8::from(*p == want) << i;
+    }
+    m
+}
+
 /// 6 IPv4 entries in one 128-byte aligned pair of cache lines.
 #[repr(C, align(128))]
 #[derive(Clone, Debug)]
@@ -206,13 +216,17 @@ impl Bucket for Bucket4 {
 
     #[inline(always)]
     fn find(&self, k: &Key4) -> Option<usize> {
-        (0..Self::WAYS).find(|&i| {
-            self.ports[i] == k.ports
-                && self.src[i] == k.src
-                && self.dst[i] == k.dst
-                && self.proto[i] == k.proto
-                && self.occ & (1 << i) != 0
-        })
+        // Branch-free first pass over the ports of every way, then the rest of
+        // the key for the (usually one) candidate: no mispredicted loop exit.
+        let mut m = self.occ & port_mask(&self.ports, k.ports);
+        while m != 0 {
+            let i = m.trailing_zeros() as usize;
+            if self.src[i] == k.src && self.dst[i] == k.dst && self.proto[i] == k.proto {
+                return Some(i);
+            }
+            m &= m - 1;
+        }
+        None
     }
 
     #[inline(always)]
@@ -283,13 +297,17 @@ impl Bucket for Bucket6 {
 
     #[inline(always)]
     fn find(&self, k: &Key6) -> Option<usize> {
-        (0..Self::WAYS).find(|&i| {
-            self.ports[i] == k.ports
-                && self.proto[i] == k.proto
-                && self.occ & (1 << i) != 0
-                && self.src[i] == k.src
-                && self.dst[i] == k.dst
-        })
+        // Ports, protocol and occupancy are in line 0; the address lines are read
+        // only for a candidate.
+        let mut m = self.occ & port_mask(&self.ports, k.ports);
+        while m != 0 {
+            let i = m.trailing_zeros() as usize;
+            if self.proto[i] == k.proto && self.src[i] == k.src && self.dst[i] == k.dst {
+                return Some(i);
+            }
+            m &= m - 1;
+        }
+        None
     }
 
     #[inline(always)]
