@@ -478,3 +478,143 @@ proptest! {
         prop_assert_eq!(live, want);
     }
 }
+
+// ---- model test of the whole policy on a one-bucket table --------------------
+
+/// A reference for one bucket: expiry, eviction order and counters, written
+/// plainly. With a one-bucket sub-table every key of a family lands in the same
+/// bucket, so the table must behave exactly like this.
+struct BucketModel {
+    ways: usize,
+    timeouts: FlowTimeouts,
+    entries: Vec<(FlowKey, FlowValue, u32)>,
+    stats: FlowTableStats,
+}
+
+impl BucketModel {
+    fn expired(&self, e: &(FlowKey, FlowValue, u32), now: u32) -> bool {
+        sub_table::idle_ms(now, e.2) > self.timeouts.timeout(e.1.class)
+    }
+
+    fn lookup(&mut self, k: &FlowKey, now: u32) -> Option<FlowValue> {
+        let i = self.entries.iter().position(|e| e.0 == *k)?;
+        if self.expired(&self.entries[i], now) {
+            self.entries.remove(i);
+            self.stats.expired += 1;
+            self.stats.active -= 1;
+            return None;
+        }
+        self.entries[i].2 = now;
+        Some(self.entries[i].1)
+    }
+
+    fn insert(&mut self, k: &FlowKey, v: FlowValue, now: u32) {
+        if let Some(i) = self.entries.iter().position(|e| e.0 == *k) {
+            if self.expired(&self.entries[i], now) {
+                self.stats.expired += 1;
+                self.stats.created += 1;
+            }
+            self.entries[i] = (*k, v, now);
+            return;
+        }
+        let before = self.entries.len();
+        let timeouts = self.timeouts;
+        self.entries.retain(|e| sub_table::idle_ms(now, e.2) <= timeouts.timeout(e.1.class));
+        let reclaimed = (before - self.entries.len()) as u64;
+        self.stats.expired += reclaimed;
+        self.stats.active -= reclaimed;
+        if self.entries.len() == self.ways {
+            let rank = |c: FlowClass| u8::from(c != FlowClass::Transitory);
+            let victim = (0..self.ways)
+                .min_by_key(|&i| {
+                    let e = &self.entries[i];
+                    (rank(e.1.class), std::cmp::Reverse(sub_table::idle_ms(now, e.2)))
+                })
+                .unwrap();
+            self.entries.remove(victim);
+            self.stats.evicted += 1;
+        } else {
+            self.stats.active += 1;
+        }
+        self.entries.push((*k, v, now));
+        self.stats.created += 1;
+    }
+
+    fn remove(&mut self, k: &FlowKey) -> bool {
+        let Some(i) = self.entries.iter().position(|e| e.0 == *k) else { return false };
+        self.entries.remove(i);
+        self.stats.active -= 1;
+        true
+    }
+
+    fn expire_all(&mut self, now: u32) -> u64 {
+        let before = self.entries.len();
+        let timeouts = self.timeouts;
+        self.entries.retain(|e| sub_table::idle_ms(now, e.2) <= timeouts.timeout(e.1.class));
+        let n = (before - self.entries.len()) as u64;
+        self.stats.expired += n;
+        self.stats.active -= n;
+        n
+    }
+}
+
+#[derive(Clone, Debug)]
+enum BucketOp {
+    Insert(usize, u8),
+    Lookup(usize),
+    Remove(usize),
+    ExpireAll,
+}
+
+fn bucket_op() -> impl Strategy<Value = (BucketOp, u32)> {
+    let op = prop_oneof![
+        4 => (0..10usize, any::<u8>()).prop_map(|(k, c)| BucketOp::Insert(k, c)),
+        3 => (0..10usize).prop_map(BucketOp::Lookup),
+        1 => (0..10usize).prop_map(BucketOp::Remove),
+        1 => Just(BucketOp::ExpireAll),
+    ];
+    // Each op 1..400 ms after the previous one: distinct times, so no ties in age.
+    (op, 1..400u32)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn one_bucket_follows_the_policy(family6 in any::<bool>(), start in any::<u32>(),
+                                     ops in prop::collection::vec(bucket_op(), 1..300)) {
+        let timeouts = FlowTimeouts { established_ms: 3_000, transitory_ms: 500, udp_ms: 1_500 };
+        let mut t = FlowTable::with_capacities(1, 1, timeouts);
+        prop_assert_eq!(t.buckets(), (1, 1));
+        let keys: Vec<FlowKey> = (0..10u8).map(|i| if family6 { v6(i, 7) } else { v4([10, 0, 0, i], 7) }).collect();
+        let ways = if family6 { 4 } else { 6 };
+        let mut model = BucketModel { ways, timeouts, entries: Vec::new(), stats: FlowTableStats::default() };
+        let mut now = start;
+        for (op, step) in ops {
+            now = now.wrapping_add(step);
+            match op {
+                BucketOp::Insert(i, c) => {
+                    let v = FlowValue { target: u16::from(c), class: class_of(c), reverse: c & 1 == 1 };
+                    t.insert(&keys[i], v, now);
+                    model.insert(&keys[i], v, now);
+                }
+                BucketOp::Lookup(i) => {
+                    prop_assert_eq!(t.lookup(&keys[i], now).copied(), model.lookup(&keys[i], now));
+                }
+                BucketOp::Remove(i) => prop_assert_eq!(t.remove(&keys[i]), model.remove(&keys[i])),
+                BucketOp::ExpireAll => prop_assert_eq!(t.expire_all(now), model.expire_all(now)),
+            }
+            prop_assert_eq!(t.stats(), model.stats);
+            let mut live: Vec<(FlowKey, FlowValue)> = t.iter_live(now).collect();
+            let mut want: Vec<(FlowKey, FlowValue)> = model
+                .entries
+                .iter()
+                .filter(|e| !model.expired(e, now))
+                .map(|e| (e.0, e.1))
+                .collect();
+            live.sort_by_key(|e| format!("{e:?}"));
+            want.sort_by_key(|e| format!("{e:?}"));
+            prop_assert_eq!(live, want);
+        }
+    }
+}
