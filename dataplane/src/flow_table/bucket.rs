@@ -59,7 +59,8 @@ fn folded_mul(a: u64, b: u64) -> u64 {
     (p as u64) ^ ((p >> 64) as u64)
 }
 
-// Odd constants (digits of pi) for the multiplies.
+// Constants for the multiplies: the first hex digits of pi (the fold of the
+// high half keeps an even multiplier from losing the low bits).
 const P0: u64 = 0x243f_6a88_85a3_08d3;
 const P1: u64 = 0x1319_8a2e_0370_7344;
 const P2: u64 = 0xa409_3822_299f_31d0;
