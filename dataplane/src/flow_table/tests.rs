@@ -618,3 +618,50 @@ proptest! {
         }
     }
 }
+
+/// Structured keys (one client's sequential ports; sequential clients on one port)
+/// spread as well as random ones: the hash leaves no pattern in the buckets.
+#[test]
+fn structured_keys_spread_like_random_ones() {
+    const C: usize = 100_000;
+    let families: [(&str, Box<dyn Fn(u32) -> FlowKey>); 4] = [
+        ("v4 one client, sequential ports", Box::new(|i| v4([198, 51, 100, 1], 0).with_port_and_host(i))),
+        ("v4 sequential clients", Box::new(|i| v4([10, (i >> 16) as u8, (i >> 8) as u8, i as u8], 443))),
+        ("v6 one client, sequential ports", Box::new(|i| v6(1, i as u16).with_port_and_host(i))),
+        ("v6 sequential clients", Box::new(|i| v6(i as u8, (i >> 8) as u16))),
+    ];
+    for (name, key) in &families {
+        let mut t = FlowTable::new(C, T);
+        for i in 0..C as u32 {
+            t.insert(&key(i), val(1, FlowClass::Established), 0);
+        }
+        let kept = t.len() as f64 / C as f64;
+        println!("{name}: {:.1}% kept", 100.0 * kept);
+        assert_eq!(t.stats().created, C as u64, "{name}: keys distinct");
+        assert!(kept > 0.87, "{name}: {kept}");
+    }
+}
+
+trait WithPortAndHost {
+    /// Source port `i % 60000 + 1024`, and the rest of `i` in the source host bits.
+    fn with_port_and_host(self, i: u32) -> FlowKey;
+}
+
+impl WithPortAndHost for FlowKey {
+    fn with_port_and_host(self, i: u32) -> FlowKey {
+        let port = (i % 60_000) as u16 + 1024;
+        let host = (i / 60_000) as u8;
+        match self {
+            FlowKey::V4(mut k) => {
+                k.src_port = port;
+                k.src[3] = k.src[3].wrapping_add(host);
+                FlowKey::V4(k)
+            }
+            FlowKey::V6(mut k) => {
+                k.src_port = port;
+                k.src[15] = k.src[15].wrapping_add(host);
+                FlowKey::V6(k)
+            }
+        }
+    }
+}
