@@ -624,7 +624,8 @@ proptest! {
 #[test]
 fn structured_keys_spread_like_random_ones() {
     const C: usize = 100_000;
-    let families: [(&str, Box<dyn Fn(u32) -> FlowKey>); 4] = [
+    type KeyOf = Box<dyn Fn(u32) -> FlowKey>;
+    let families: [(&str, KeyOf); 4] = [
         ("v4 one client, sequential ports", Box::new(|i| v4([198, 51, 100, 1], 0).with_port_and_host(i))),
         ("v4 sequential clients", Box::new(|i| v4([10, (i >> 16) as u8, (i >> 8) as u8, i as u8], 443))),
         ("v6 one client, sequential ports", Box::new(|i| v6(1, i as u16).with_port_and_host(i))),
