@@ -666,3 +666,25 @@ impl WithPortAndHost for FlowKey {
         }
     }
 }
+
+#[test]
+fn hashed_variants_agree_with_plain_ones() {
+    let mut t = FlowTable::new(1000, T);
+    let other = FlowTable::new(1000, T).with_seed(5);
+    let mut rng = Rng(11);
+    let keys: Vec<FlowKey> = (0..200).map(|i| if i % 2 == 0 { rng.key_v4() } else { rng.key_v6() }).collect();
+    for (i, k) in keys.iter().enumerate() {
+        let h = t.hash(k);
+        assert_eq!(h, t.hash(k), "deterministic");
+        assert_ne!(h, other.hash(k), "depends on the seed");
+        t.prefetch_hashed(k, h);
+        assert_eq!(t.lookup_hashed(k, h, 0), None);
+        t.insert_hashed(k, h, val(i as u16, FlowClass::Udp), 0);
+    }
+    for (i, k) in keys.iter().enumerate() {
+        assert_eq!(t.lookup(k, 1).map(|v| v.target), Some(i as u16));
+        let h = t.hash(k);
+        assert_eq!(t.lookup_hashed(k, h, 2).map(|v| v.target), Some(i as u16));
+    }
+    assert_eq!(t.len(), 200);
+}
