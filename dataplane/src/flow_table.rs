@@ -100,6 +100,11 @@ impl FlowTimeouts {
     }
 }
 
+/// A key's hash in one table ([`FlowTable::hash`]): valid only for that key and
+/// that table (its seed).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct FlowHash(u64);
+
 /// Counters of a table (or of one family's sub-table).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
 pub struct FlowTableStats {
@@ -175,10 +180,7 @@ impl FlowTable {
     /// idle past its timeout is a miss; it is reclaimed and counted as expired.
     #[inline]
     pub fn lookup(&mut self, key: &FlowKey, now_ms: u32) -> Option<&mut FlowValue> {
-        match key {
-            FlowKey::V4(k) => self.v4.lookup(&Bucket4::pack(k), self.seed, now_ms, &self.timeouts),
-            FlowKey::V6(k) => self.v6.lookup(&Bucket6::pack(k), self.seed, now_ms, &self.timeouts),
-        }
+        self.lookup_hashed(key, self.hash(key), now_ms)
     }
 
     /// Insert or replace the entry for `key`, seen at `now_ms`. A new key in a full
@@ -186,18 +188,16 @@ impl FlowTable {
     /// idle).
     #[inline]
     pub fn insert(&mut self, key: &FlowKey, value: FlowValue, now_ms: u32) {
-        match key {
-            FlowKey::V4(k) => self.v4.insert(&Bucket4::pack(k), self.seed, value, now_ms, &self.timeouts),
-            FlowKey::V6(k) => self.v6.insert(&Bucket6::pack(k), self.seed, value, now_ms, &self.timeouts),
-        }
+        self.insert_hashed(key, self.hash(key), value, now_ms)
     }
 
     /// Delete the entry for `key`; `true` if there was one (live or not yet reclaimed).
     #[inline]
     pub fn remove(&mut self, key: &FlowKey) -> bool {
+        let h = self.hash(key).0;
         match key {
-            FlowKey::V4(k) => self.v4.remove(&Bucket4::pack(k), self.seed),
-            FlowKey::V6(k) => self.v6.remove(&Bucket6::pack(k), self.seed),
+            FlowKey::V4(k) => self.v4.remove(&Bucket4::pack(k), h),
+            FlowKey::V6(k) => self.v6.remove(&Bucket6::pack(k), h),
         }
     }
 
@@ -205,9 +205,47 @@ impl FlowTable {
     /// for a whole burst before looking the keys up.
     #[inline]
     pub fn prefetch(&self, key: &FlowKey) {
+        self.prefetch_hashed(key, self.hash(key))
+    }
+
+    /// The table's hash of `key`, for the `_hashed` variants: a packet's key is
+    /// then hashed once for its prefetch, lookup and (on a miss) insert.
+    #[inline]
+    pub fn hash(&self, key: &FlowKey) -> FlowHash {
+        FlowHash(match key {
+            FlowKey::V4(k) => Bucket4::hash(&Bucket4::pack(k), self.seed),
+            FlowKey::V6(k) => Bucket6::hash(&Bucket6::pack(k), self.seed),
+        })
+    }
+
+    /// [`FlowTable::prefetch`] with `hash == self.hash(key)`.
+    #[inline]
+    pub fn prefetch_hashed(&self, key: &FlowKey, hash: FlowHash) {
         match key {
-            FlowKey::V4(k) => self.v4.prefetch(&Bucket4::pack(k), self.seed),
-            FlowKey::V6(k) => self.v6.prefetch(&Bucket6::pack(k), self.seed),
+            FlowKey::V4(_) => self.v4.prefetch(hash.0),
+            FlowKey::V6(_) => self.v6.prefetch(hash.0),
+        }
+    }
+
+    /// [`FlowTable::lookup`] with `hash == self.hash(key)` (a hash of another key
+    /// or table looks in the wrong bucket: a miss).
+    #[inline]
+    pub fn lookup_hashed(&mut self, key: &FlowKey, hash: FlowHash, now_ms: u32) -> Option<&mut FlowValue> {
+        debug_assert_eq!(hash, self.hash(key));
+        match key {
+            FlowKey::V4(k) => self.v4.lookup(&Bucket4::pack(k), hash.0, now_ms, &self.timeouts),
+            FlowKey::V6(k) => self.v6.lookup(&Bucket6::pack(k), hash.0, now_ms, &self.timeouts),
+        }
+    }
+
+    /// [`FlowTable::insert`] with `hash == self.hash(key)` (a hash of another key
+    /// would file the entry where lookups of `key` do not look).
+    #[inline]
+    pub fn insert_hashed(&mut self, key: &FlowKey, hash: FlowHash, value: FlowValue, now_ms: u32) {
+        debug_assert_eq!(hash, self.hash(key));
+        match key {
+            FlowKey::V4(k) => self.v4.insert(&Bucket4::pack(k), hash.0, value, now_ms, &self.timeouts),
+            FlowKey::V6(k) => self.v6.insert(&Bucket6::pack(k), hash.0, value, now_ms, &self.timeouts),
         }
     }
 

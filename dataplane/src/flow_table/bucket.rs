@@ -59,7 +59,8 @@ fn folded_mul(a: u64, b: u64) -> u64 {
     (p as u64) ^ ((p >> 64) as u64)
 }
 
-// Odd constants (digits of pi) for the multiplies.
+// Constants for the multiplies: the first hex digits of pi (the fold of the
+// high half keeps an even multiplier from losing the low bits).
 const P0: u64 = 0x243f_6a88_85a3_08d3;
 const P1: u64 = 0x1319_8a2e_0370_7344;
 const P2: u64 = 0xa409_3822_299f_31d0;
@@ -86,6 +87,16 @@ pub(super) struct Key6 {
 #[inline(always)]
 fn pack_ports(src_port: u16, dst_port: u16) -> u32 {
     (u32::from(src_port) << 16) | u32::from(dst_port)
+}
+
+/// Bit `i` set where `ports[i] == want`.
+#[inline(always)]
+fn port_mask<const N: usize>(ports: &[u32; N], want: u32) -> u8 {
+    let mut m = 0u8;
+    for (i, p) in ports.iter().enumerate() {
+        m |= u8::from(*p == want) << i;
+    }
+    m
 }
 
 /// 6 IPv4 entries in one 128-byte aligned pair of cache lines.
@@ -125,6 +136,8 @@ const _: () = {
     assert!(size_of::<FlowValue>() == 4);
     assert!(size_of::<Bucket4>() == 128);
     assert!(std::mem::align_of::<Bucket4>() == 128);
+    assert!(std::mem::offset_of!(Bucket4, seen) == 80); // prefetched as line 1
+    assert!(std::mem::offset_of!(Bucket4, values) == 104);
     assert!(size_of::<Bucket6>() == 192);
     assert!(std::mem::offset_of!(Bucket6, src) == 64);
     assert!(std::mem::offset_of!(Bucket6, dst) == 128);
@@ -204,13 +217,17 @@ impl Bucket for Bucket4 {
 
     #[inline(always)]
     fn find(&self, k: &Key4) -> Option<usize> {
-        (0..Self::WAYS).find(|&i| {
-            self.ports[i] == k.ports
-                && self.src[i] == k.src
-                && self.dst[i] == k.dst
-                && self.proto[i] == k.proto
-                && self.occ & (1 << i) != 0
-        })
+        // Branch-free first pass over the ports of every way, then the rest of
+        // the key for the (usually one) candidate: no mispredicted loop exit.
+        let mut m = self.occ & port_mask(&self.ports, k.ports);
+        while m != 0 {
+            let i = m.trailing_zeros() as usize;
+            if self.src[i] == k.src && self.dst[i] == k.dst && self.proto[i] == k.proto {
+                return Some(i);
+            }
+            m &= m - 1;
+        }
+        None
     }
 
     #[inline(always)]
@@ -281,13 +298,17 @@ impl Bucket for Bucket6 {
 
     #[inline(always)]
     fn find(&self, k: &Key6) -> Option<usize> {
-        (0..Self::WAYS).find(|&i| {
-            self.ports[i] == k.ports
-                && self.proto[i] == k.proto
-                && self.occ & (1 << i) != 0
-                && self.src[i] == k.src
-                && self.dst[i] == k.dst
-        })
+        // Ports, protocol and occupancy are in line 0; the address lines are read
+        // only for a candidate.
+        let mut m = self.occ & port_mask(&self.ports, k.ports);
+        while m != 0 {
+            let i = m.trailing_zeros() as usize;
+            if self.proto[i] == k.proto && self.src[i] == k.src && self.dst[i] == k.dst {
+                return Some(i);
+            }
+            m &= m - 1;
+        }
+        None
     }
 
     #[inline(always)]

@@ -74,8 +74,8 @@ impl<B: Bucket> SubTable<B> {
     }
 
     #[inline(always)]
-    pub(super) fn prefetch(&self, key: &B::Key, seed: u64) {
-        let i = self.index(B::hash(key, seed));
+    pub(super) fn prefetch(&self, hash: u64) {
+        let i = self.index(hash);
         self.buckets[i].prefetch();
     }
 
@@ -83,11 +83,11 @@ impl<B: Bucket> SubTable<B> {
     pub(super) fn lookup(
         &mut self,
         key: &B::Key,
-        seed: u64,
+        hash: u64,
         now_ms: u32,
         timeouts: &FlowTimeouts,
     ) -> Option<&mut FlowValue> {
-        let i = self.index(B::hash(key, seed));
+        let i = self.index(hash);
         let bucket = &mut self.buckets[i];
         let way = bucket.find(key)?;
         if idle_ms(now_ms, bucket.seen(way)) > timeouts.timeout(bucket.value(way).class) {
@@ -101,8 +101,8 @@ impl<B: Bucket> SubTable<B> {
     }
 
     #[inline]
-    pub(super) fn insert(&mut self, key: &B::Key, seed: u64, value: FlowValue, now_ms: u32, timeouts: &FlowTimeouts) {
-        let i = self.index(B::hash(key, seed));
+    pub(super) fn insert(&mut self, key: &B::Key, hash: u64, value: FlowValue, now_ms: u32, timeouts: &FlowTimeouts) {
+        let i = self.index(hash);
         let bucket = &mut self.buckets[i];
         if let Some(way) = bucket.find(key) {
             let expired = idle_ms(now_ms, bucket.seen(way)) > timeouts.timeout(bucket.value(way).class);
@@ -159,8 +159,8 @@ impl<B: Bucket> SubTable<B> {
     }
 
     #[inline]
-    pub(super) fn remove(&mut self, key: &B::Key, seed: u64) -> bool {
-        let i = self.index(B::hash(key, seed));
+    pub(super) fn remove(&mut self, key: &B::Key, hash: u64) -> bool {
+        let i = self.index(hash);
         let bucket = &mut self.buckets[i];
         match bucket.find(key) {
             Some(way) => {

@@ -478,3 +478,213 @@ proptest! {
         prop_assert_eq!(live, want);
     }
 }
+
+// ---- model test of the whole policy on a one-bucket table --------------------
+
+/// A reference for one bucket: expiry, eviction order and counters, written
+/// plainly. With a one-bucket sub-table every key of a family lands in the same
+/// bucket, so the table must behave exactly like this.
+struct BucketModel {
+    ways: usize,
+    timeouts: FlowTimeouts,
+    entries: Vec<(FlowKey, FlowValue, u32)>,
+    stats: FlowTableStats,
+}
+
+impl BucketModel {
+    fn expired(&self, e: &(FlowKey, FlowValue, u32), now: u32) -> bool {
+        sub_table::idle_ms(now, e.2) > self.timeouts.timeout(e.1.class)
+    }
+
+    fn lookup(&mut self, k: &FlowKey, now: u32) -> Option<FlowValue> {
+        let i = self.entries.iter().position(|e| e.0 == *k)?;
+        if self.expired(&self.entries[i], now) {
+            self.entries.remove(i);
+            self.stats.expired += 1;
+            self.stats.active -= 1;
+            return None;
+        }
+        self.entries[i].2 = now;
+        Some(self.entries[i].1)
+    }
+
+    fn insert(&mut self, k: &FlowKey, v: FlowValue, now: u32) {
+        if let Some(i) = self.entries.iter().position(|e| e.0 == *k) {
+            if self.expired(&self.entries[i], now) {
+                self.stats.expired += 1;
+                self.stats.created += 1;
+            }
+            self.entries[i] = (*k, v, now);
+            return;
+        }
+        let before = self.entries.len();
+        let timeouts = self.timeouts;
+        self.entries.retain(|e| sub_table::idle_ms(now, e.2) <= timeouts.timeout(e.1.class));
+        let reclaimed = (before - self.entries.len()) as u64;
+        self.stats.expired += reclaimed;
+        self.stats.active -= reclaimed;
+        if self.entries.len() == self.ways {
+            let rank = |c: FlowClass| u8::from(c != FlowClass::Transitory);
+            let victim = (0..self.ways)
+                .min_by_key(|&i| {
+                    let e = &self.entries[i];
+                    (rank(e.1.class), std::cmp::Reverse(sub_table::idle_ms(now, e.2)))
+                })
+                .unwrap();
+            self.entries.remove(victim);
+            self.stats.evicted += 1;
+        } else {
+            self.stats.active += 1;
+        }
+        self.entries.push((*k, v, now));
+        self.stats.created += 1;
+    }
+
+    fn remove(&mut self, k: &FlowKey) -> bool {
+        let Some(i) = self.entries.iter().position(|e| e.0 == *k) else { return false };
+        self.entries.remove(i);
+        self.stats.active -= 1;
+        true
+    }
+
+    fn expire_all(&mut self, now: u32) -> u64 {
+        let before = self.entries.len();
+        let timeouts = self.timeouts;
+        self.entries.retain(|e| sub_table::idle_ms(now, e.2) <= timeouts.timeout(e.1.class));
+        let n = (before - self.entries.len()) as u64;
+        self.stats.expired += n;
+        self.stats.active -= n;
+        n
+    }
+}
+
+#[derive(Clone, Debug)]
+enum BucketOp {
+    Insert(usize, u8),
+    Lookup(usize),
+    Remove(usize),
+    ExpireAll,
+}
+
+fn bucket_op() -> impl Strategy<Value = (BucketOp, u32)> {
+    let op = prop_oneof![
+        4 => (0..10usize, any::<u8>()).prop_map(|(k, c)| BucketOp::Insert(k, c)),
+        3 => (0..10usize).prop_map(BucketOp::Lookup),
+        1 => (0..10usize).prop_map(BucketOp::Remove),
+        1 => Just(BucketOp::ExpireAll),
+    ];
+    // Each op 1..400 ms after the previous one: distinct times, so no ties in age.
+    (op, 1..400u32)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn one_bucket_follows_the_policy(family6 in any::<bool>(), start in any::<u32>(),
+                                     ops in prop::collection::vec(bucket_op(), 1..300)) {
+        let timeouts = FlowTimeouts { established_ms: 3_000, transitory_ms: 500, udp_ms: 1_500 };
+        let mut t = FlowTable::with_capacities(1, 1, timeouts);
+        prop_assert_eq!(t.buckets(), (1, 1));
+        let keys: Vec<FlowKey> = (0..10u8).map(|i| if family6 { v6(i, 7) } else { v4([10, 0, 0, i], 7) }).collect();
+        let ways = if family6 { 4 } else { 6 };
+        let mut model = BucketModel { ways, timeouts, entries: Vec::new(), stats: FlowTableStats::default() };
+        let mut now = start;
+        for (op, step) in ops {
+            now = now.wrapping_add(step);
+            match op {
+                BucketOp::Insert(i, c) => {
+                    let v = FlowValue { target: u16::from(c), class: class_of(c), reverse: c & 1 == 1 };
+                    t.insert(&keys[i], v, now);
+                    model.insert(&keys[i], v, now);
+                }
+                BucketOp::Lookup(i) => {
+                    prop_assert_eq!(t.lookup(&keys[i], now).copied(), model.lookup(&keys[i], now));
+                }
+                BucketOp::Remove(i) => prop_assert_eq!(t.remove(&keys[i]), model.remove(&keys[i])),
+                BucketOp::ExpireAll => prop_assert_eq!(t.expire_all(now), model.expire_all(now)),
+            }
+            prop_assert_eq!(t.stats(), model.stats);
+            let mut live: Vec<(FlowKey, FlowValue)> = t.iter_live(now).collect();
+            let mut want: Vec<(FlowKey, FlowValue)> = model
+                .entries
+                .iter()
+                .filter(|e| !model.expired(e, now))
+                .map(|e| (e.0, e.1))
+                .collect();
+            live.sort_by_key(|e| format!("{e:?}"));
+            want.sort_by_key(|e| format!("{e:?}"));
+            prop_assert_eq!(live, want);
+        }
+    }
+}
+
+/// Structured keys (one client's sequential ports; sequential clients on one port)
+/// spread as well as random ones: the hash leaves no pattern in the buckets.
+#[test]
+fn structured_keys_spread_like_random_ones() {
+    const C: usize = 100_000;
+    type KeyOf = Box<dyn Fn(u32) -> FlowKey>;
+    let families: [(&str, KeyOf); 4] = [
+        ("v4 one client, sequential ports", Box::new(|i| v4([198, 51, 100, 1], 0).with_port_and_host(i))),
+        ("v4 sequential clients", Box::new(|i| v4([10, (i >> 16) as u8, (i >> 8) as u8, i as u8], 443))),
+        ("v6 one client, sequential ports", Box::new(|i| v6(1, i as u16).with_port_and_host(i))),
+        ("v6 sequential clients", Box::new(|i| v6(i as u8, (i >> 8) as u16))),
+    ];
+    for (name, key) in &families {
+        let mut t = FlowTable::new(C, T);
+        for i in 0..C as u32 {
+            t.insert(&key(i), val(1, FlowClass::Established), 0);
+        }
+        let kept = t.len() as f64 / C as f64;
+        println!("{name}: {:.1}% kept", 100.0 * kept);
+        assert_eq!(t.stats().created, C as u64, "{name}: keys distinct");
+        assert!(kept > 0.87, "{name}: {kept}");
+    }
+}
+
+trait WithPortAndHost {
+    /// Source port `i % 60000 + 1024`, and the rest of `i` in the source host bits.
+    fn with_port_and_host(self, i: u32) -> FlowKey;
+}
+
+impl WithPortAndHost for FlowKey {
+    fn with_port_and_host(self, i: u32) -> FlowKey {
+        let port = (i % 60_000) as u16 + 1024;
+        let host = (i / 60_000) as u8;
+        match self {
+            FlowKey::V4(mut k) => {
+                k.src_port = port;
+                k.src[3] = k.src[3].wrapping_add(host);
+                FlowKey::V4(k)
+            }
+            FlowKey::V6(mut k) => {
+                k.src_port = port;
+                k.src[15] = k.src[15].wrapping_add(host);
+                FlowKey::V6(k)
+            }
+        }
+    }
+}
+
+#[test]
+fn hashed_variants_agree_with_plain_ones() {
+    let mut t = FlowTable::new(1000, T);
+    let other = FlowTable::new(1000, T).with_seed(5);
+    let mut rng = Rng(11);
+    let keys: Vec<FlowKey> = (0..200).map(|i| if i % 2 == 0 { rng.key_v4() } else { rng.key_v6() }).collect();
+    for (i, k) in keys.iter().enumerate() {
+        let h = t.hash(k);
+        assert_eq!(h, t.hash(k), "deterministic");
+        assert_ne!(h, other.hash(k), "depends on the seed");
+        t.prefetch_hashed(k, h);
+        assert_eq!(t.lookup_hashed(k, h, 0), None);
+        t.insert_hashed(k, h, val(i as u16, FlowClass::Udp), 0);
+    }
+    for (i, k) in keys.iter().enumerate() {
+        assert_eq!(t.lookup(k, 1).map(|v| v.target), Some(i as u16));
+        let h = t.hash(k);
+        assert_eq!(t.lookup_hashed(k, h, 2).map(|v| v.target), Some(i as u16));
+    }
+    assert_eq!(t.len(), 200);
+}
