@@ -20,6 +20,8 @@ pub enum Command {
     Check(commands::check::Args),
     /// Show each VIP's Maglev table: entries per backend, share against the ideal share.
     Table(commands::table::Args),
+    /// Live load balancing on the ports of the config's [io] table, until SIGINT/SIGTERM.
+    Run(commands::run::Args),
     /// Offline: run the data plane on a capture; write what it sends (and gives the host).
     Replay(commands::replay::Args),
     /// Write deterministic synthetic traffic towards the config's VIPs (pktgen-style).
@@ -36,6 +38,7 @@ pub fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Check(args) => commands::check::run(&args),
         Command::Table(args) => commands::table::run(&args),
+        Command::Run(args) => commands::run::run(&args),
         Command::Replay(args) => commands::replay::run(&args),
         Command::Gen(args) => commands::r#gen::run(&args),
     }

@@ -7,3 +7,4 @@ pub mod r#gen;
 pub mod publish;
 pub mod replay;
 pub mod stats;
+pub mod run;

@@ -101,6 +101,19 @@ impl Publisher {
         Arc::clone(&self.current)
     }
 
+    /// Replace the whole configuration (SIGHUP reload). Only VIPs and backends may
+    /// change live; a changed `[node]`, `[dataplane]` or `[io]` needs a restart.
+    pub fn replace(&mut self, next: Config) -> Result<(), String> {
+        if next.node != self.cfg.node || next.dataplane != self.cfg.dataplane || next.io != self.cfg.io {
+            return Err("[node], [dataplane] and [io] cannot change while running: restart l4lb".into());
+        }
+        let snap = Arc::new(Snapshot::build(&next, Some(&self.current)));
+        self.cfg = next;
+        self.current = Arc::clone(&snap);
+        self.cell.publish(snap);
+        Ok(())
+    }
+
     /// Apply changes atomically: all or none, published as one new snapshot.
     pub fn apply(&mut self, changes: &[Change]) -> Result<(), String> {
         let mut next = self.cfg.clone();

@@ -4,3 +4,4 @@ pub mod check;
 pub mod r#gen;
 pub mod replay;
 pub mod table;
+pub mod run;
