@@ -27,3 +27,19 @@ pub mod bindings {
 }
 
 pub use bindings::*;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shim_links_and_answers_without_eal() {
+        // SAFETY: pure functions / thread-local reads, valid before rte_eal_init.
+        let (rss, lcore) = unsafe { (l4lb_rss_hf_ip_tcp_udp(), l4lb_lcore_id()) };
+        // IPv4 (bit 2) and NONFRAG_IPV4_TCP (bit 4) are part of RTE_ETH_RSS_IP | TCP.
+        assert_ne!(rss & (1 << 2), 0);
+        assert_ne!(rss & (1 << 4), 0);
+        assert_eq!(lcore, LCORE_ID_ANY);
+        assert_eq!(RTE_PKTMBUF_HEADROOM, 128);
+    }
+}

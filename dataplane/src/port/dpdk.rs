@@ -89,3 +89,16 @@ pub enum DpdkError {
 fn check(port: u16, call: &'static str, ret: i32) -> Result<(), DpdkError> {
     if ret < 0 { Err(DpdkError::Call { port, call, errno: Errno::from_ret(ret) }) } else { Ok(()) }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errno_reads_like_dpdk() {
+        assert_eq!(Errno::from_ret(-22), Errno(22));
+        assert!(Errno(22).to_string().contains("Invalid argument"), "{}", Errno(22));
+        assert!(check(3, "rte_x", -95).is_err_and(|e| e.to_string().contains("port 3: rte_x failed")));
+        assert!(check(3, "rte_x", 0).is_ok());
+    }
+}

@@ -293,3 +293,18 @@ const _: fn() = || {
     fn is_send_sync<T: Send + Sync>() {}
     is_send_sync::<PortShared>();
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_cache_respects_dpdk_limits() {
+        for n in [1u32, 63, 255, 1023, 2047, 8191, 65535] {
+            let c = pool_cache_size(n);
+            assert!(c <= sys::RTE_MEMPOOL_CACHE_MAX_SIZE);
+            assert!(f64::from(c) * 1.5 <= f64::from(n), "n {n} cache {c}");
+        }
+        assert_eq!(pool_cache_size(8191), 256);
+    }
+}

@@ -194,3 +194,72 @@ impl Port for DpdkQueue {
         s
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU16, Ordering};
+
+    use super::*;
+    use crate::port::dpdk::eal::memory_leaked;
+    use crate::port::dpdk::{DpdkPort, DpdkPortConfig, Eal};
+
+    fn is_root() -> bool {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(2) == Some("0")))
+            .unwrap_or(false)
+    }
+
+    /// The only EAL of this test binary. Chained and shared mbufs cannot be worked
+    /// on in place: `rx_burst` must free them and count them, and pass the rest.
+    #[test]
+    fn rx_rejects_chained_and_shared_mbufs() {
+        if !is_root() {
+            eprintln!("skipped: DPDK tests need root");
+            return;
+        }
+        let prefix = format!("l4lb-unit-{}", std::process::id());
+        let args: Vec<String> =
+            ["--no-pci", "--no-huge", "-m", "256", "--no-shconf", "--no-telemetry", "--vdev=net_ring0"]
+                .iter()
+                .map(|s| s.to_string())
+                .chain([format!("--file-prefix={prefix}"), "--log-level=lib.eal:warning".into()])
+                .collect();
+        let eal = Eal::init(&args).expect("EAL init");
+        let cfg = DpdkPortConfig { queues: 1, mbufs_per_queue: 1023, ring_size: 256 };
+        let mut port = DpdkPort::configure(&eal, eal.port_by_name("net_ring0").unwrap(), cfg).unwrap();
+        let mut q = port.take_queues().unwrap().pop().unwrap();
+
+        let chained = q.alloc_frame(&[1; 60]).unwrap().into_raw();
+        let tail = q.alloc_frame(&[2; 40]).unwrap().into_raw();
+        let shared = q.alloc_frame(&[3; 60]).unwrap().into_raw();
+        let plain = q.alloc_frame(&[4; 60]).unwrap().into_raw();
+        // SAFETY: all four are valid mbufs we own; we build the chain by hand the way rte_pktmbuf_chain does, and
+        // take a second reference on `shared` (released below) as rte_mbuf_refcnt_update would.
+        unsafe {
+            (*chained).next = tail;
+            (*chained).nb_segs = 2;
+            (*chained).pkt_len += u32::from((*tail).data_len);
+            AtomicU16::from_ptr(&raw mut (*shared).refcnt).store(2, Ordering::Relaxed);
+        }
+        let mut arr = [chained, shared, plain];
+        // SAFETY: three owned mbufs; net_ring's TX queue 0 takes them (its ring is empty).
+        let n = unsafe { sys::l4lb_tx_burst(port.port_id(), 0, arr.as_mut_ptr(), 3) };
+        assert_eq!(n, 3);
+
+        let mut v = Vec::with_capacity(BURST);
+        assert_eq!(q.rx_burst(&mut v, BURST), 1);
+        assert_eq!(v[0].data(), &[4; 60]);
+        assert_eq!(q.rx_rejected(), 2);
+        let s = q.stats();
+        assert_eq!((s.rx_packets, s.rx_bytes, s.rx_missed), (1, 60, 2));
+        // SAFETY: rx_burst dropped its reference to `shared`; ours is the last one.
+        unsafe { sys::l4lb_pktmbuf_free(shared) };
+        drop(v);
+        drop(q);
+        drop(port);
+        assert!(!memory_leaked(), "every mbuf went back and the pool was freed");
+        drop(eal);
+        let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{prefix}"));
+    }
+}
