@@ -2,7 +2,8 @@
 //! `dpdk-testpmd --forward-mode=io`, to compare the port layer's cost with DPDK's own.
 //!
 //! ```text
-//! dpdk_fwd [--rx NAME] [--tx NAME] [--seconds S] [--warmup S] [--cores 1,2] [--no-register] -- EAL ARGS...
+//! dpdk_fwd [--rx NAME] [--tx NAME] [--seconds S] [--warmup S] [--cores 1,2] [--mbufs N] [--no-register] \
+//!     -- EAL ARGS...
 //! dpdk_fwd --rx net_pcap0 --tx net_null0 --seconds 10 --cores 1 -- -l 0 --no-pci --no-huge -m 1024 \
 //!     --vdev=net_pcap0,rx_pcap=flows.pcap,infinite_rx=1 --vdev=net_null0,no-rx=1
 //! ```
@@ -25,6 +26,7 @@ struct Args {
     seconds: f64,
     warmup: f64,
     cores: Vec<usize>,
+    mbufs: u32,
     register: bool,
     eal: Vec<String>,
 }
@@ -36,6 +38,7 @@ fn parse_args() -> Result<Args, String> {
         seconds: 10.0,
         warmup: 1.0,
         cores: vec![1],
+        mbufs: 8191,
         register: true,
         eal: Vec::new(),
     };
@@ -53,6 +56,7 @@ fn parse_args() -> Result<Args, String> {
                     .map(|c| c.parse().map_err(|e| format!("--cores: {e}")))
                     .collect::<Result<_, _>>()?
             }
+            "--mbufs" => a.mbufs = val("--mbufs")?.parse().map_err(|e| format!("--mbufs: {e}"))?,
             "--no-register" => a.register = false,
             "--" => {
                 a.eal = it.by_ref().collect();
@@ -70,7 +74,7 @@ fn parse_args() -> Result<Args, String> {
 fn run(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let eal = Eal::init(&a.eal)?;
     let queues = u16::try_from(a.cores.len())?;
-    let cfg = DpdkPortConfig { queues, mbufs_per_queue: 8191, ring_size: 1024 };
+    let cfg = DpdkPortConfig { queues, mbufs_per_queue: a.mbufs, ring_size: 1024 };
     let mut rx = DpdkPort::configure(&eal, eal.port_by_name(&a.rx)?, cfg)?;
     let mut workers = if a.tx == a.rx {
         rx.take_queues()?
