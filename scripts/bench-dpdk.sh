@@ -19,6 +19,7 @@
 set -euo pipefail
 
 DURATION=${DURATION:-10}
+[ "$DURATION" -ge 3 ] || { echo "bench-dpdk: DURATION must be >= 3" >&2; exit 2; }
 WARMUP=${WARMUP:-2}
 CORE=${CORE:-1}
 FLOWS=${FLOWS:-1024}
@@ -102,12 +103,49 @@ echo "bench-dpdk: capture $CAPTURE ($(stat -c %s "$CAPTURE") bytes), memory: ${M
 (cd "$ROOT" && cargo build --release -q -p dataplane --features dpdk --example dpdk_fwd)
 FWD="$ROOT/target/release/examples/dpdk_fwd"
 
+HZ=$(getconf CLK_TCK)
+
+# CPU ticks (user + system) of the thread of process $1 whose name matches $2.
+thread_ticks() {
+    local t
+    for t in /proc/"$1"/task/*; do
+        if grep -qxE "$2" "$t/comm" 2>/dev/null; then awk '{ print $14 + $15 }' "$t/stat"; return; fi
+    done
+    echo 0
+}
+
+# Share of one CPU the forwarding thread got during the measured window (the
+# machine may be shared: a share well below 100% means the figure is low because
+# the thread was preempted). Runs in the background beside the benchmark.
+cpu_share() { # pid thread-regex -> prints the share in %
+    local a b i
+    # Wait until the thread polls (it has used CPU), then skip the warm-up.
+    for i in $(seq 300); do
+        [ "$(thread_ticks "$1" "$2")" -gt 0 ] && break
+        sleep 0.1
+    done
+    sleep "$WARMUP"
+    a=$(thread_ticks "$1" "$2")
+    sleep $((DURATION - 1))
+    b=$(thread_ticks "$1" "$2")
+    awk -v a="$a" -v b="$b" -v hz="$HZ" -v d=$((DURATION - 1)) 'BEGIN { printf "%.0f", 100 * (b - a) / hz / d }'
+}
+
 run_testpmd() {
     local log="$WORK/testpmd.log"
     timeout -s INT $((WARMUP + DURATION + 3)) dpdk-testpmd -l "0,$CORE" --no-pci "${MEM[@]}" \
         --file-prefix=l4lb-bench-tp "${VDEVS[@]}" --log-level=lib.eal:warning -- \
         --forward-mode=io --nb-cores=1 --rxq=1 --txq=1 --burst=32 --stats-period=1 --no-lsc-interrupt \
-        </dev/null >"$log" 2>&1 || true
+        </dev/null >"$log" 2>&1 &
+    local pid=$!
+    local share
+    local tp_pid="" i
+    for i in $(seq 50); do
+        tp_pid=$(pgrep -P "$pid" dpdk-testpmd) && break
+        sleep 0.1
+    done
+    share=$(cpu_share "${tp_pid:-$pid}" '(rte|lcore)-worker-[0-9]+')
+    wait "$pid" || true
     # Port 0 (net_pcap) Rx-pps, one sample a second; drop the warm-up samples and the last one.
     local mpps
     mpps=$(awk -v skip="$WARMUP" '
@@ -116,24 +154,34 @@ run_testpmd() {
         p0 && /Rx-pps:/ { n++; if (n > skip) { v[m++] = $2 } }
         END { if (m > 1) m--; s = 0; for (i = 0; i < m; i++) s += v[i]; if (m) printf "%.3f", s / m / 1e6; else print "nan" }
     ' "$log")
-    echo "RESULT testpmd io mpps=$mpps"
+    echo "RESULT testpmd io mpps=$mpps cpu_share=${share}%"
     [ "$mpps" != nan ] || { tail -20 "$log" >&2; die "no testpmd figures"; }
 }
 
 run_fwd() {
-    local out
+    local log="$WORK/fwd.log"
     # infinite_rx keeps the whole capture in mbufs of the RX pool: size the pool for it.
     local mbufs=$(( PACKETS + 4096 > 8191 ? PACKETS + 4096 : 8191 ))
-    out=$("$FWD" --rx net_pcap0 --tx net_null0 --seconds "$DURATION" --warmup "$WARMUP" --cores "$CORE" \
+    "$FWD" --rx net_pcap0 --tx net_null0 --seconds "$DURATION" --warmup "$WARMUP" --cores "$CORE" \
         --mbufs "$mbufs" -- \
-        -l 0 --no-pci "${MEM[@]}" --file-prefix=l4lb-bench-fwd "${VDEVS[@]}" --log-level=lib.eal:warning 2>&1) ||
-        { echo "$out" >&2; die "dpdk_fwd failed"; }
-    echo "$out" | grep '^RESULT'
+        -l 0 --no-pci "${MEM[@]}" --file-prefix=l4lb-bench-fwd "${VDEVS[@]}" --log-level=lib.eal:warning \
+        >"$log" 2>&1 &
+    local pid=$!
+    local share
+    share=$(cpu_share "$pid" 'l4lb-fwd-0')
+    wait "$pid" || { cat "$log" >&2; die "dpdk_fwd failed"; }
+    echo "$(grep '^RESULT' "$log") cpu_share=${share}%"
 }
 
 for _ in $(seq "$RUNS"); do
     TP=$(run_testpmd); echo "$TP"
     FW=$(run_fwd); echo "$FW"
-    tp=${TP##*mpps=}; fw=$(echo "$FW" | sed -n 's/.* mpps=\([0-9.]*\).*/\1/p')
-    awk -v a="$fw" -v b="$tp" 'BEGIN { printf "RESULT ratio l4lb-port/testpmd = %.1f%%\n", 100 * a / b }'
+    tp=$(echo "$TP" | sed -n 's/.* mpps=\([0-9.]*\).*/\1/p'); fw=$(echo "$FW" | sed -n 's/.* mpps=\([0-9.]*\).*/\1/p')
+    tps=$(echo "$TP" | sed -n 's/.*cpu_share=\([0-9]*\)%.*/\1/p'); fws=$(echo "$FW" | sed -n 's/.*cpu_share=\([0-9]*\)%.*/\1/p')
+    # Per CPU-second of the forwarding thread: corrects for preemption on a shared machine.
+    awk -v a="$fw" -v b="$tp" -v as="$fws" -v bs="$tps" 'BEGIN {
+        printf "RESULT ratio l4lb-port/testpmd = %.1f%% (wall clock)", 100 * a / b
+        if (as > 0 && bs > 0) printf ", %.1f%% per CPU-second (testpmd %.2f, l4lb-port %.2f Mpps/CPU-s)", \
+            100 * (a / as) / (b / bs), 100 * b / bs, 100 * a / as
+        printf "\n" }'
 done

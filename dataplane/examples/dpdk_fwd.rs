@@ -88,21 +88,24 @@ fn run(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut handles = Vec::new();
     for (i, (mut q, &core)) in workers.drain(..).zip(&a.cores).enumerate() {
         let (stop, forwarded, eal, register) = (stop.clone(), forwarded.clone(), eal.clone(), a.register);
-        handles.push(std::thread::spawn(move || -> Result<(u64, u64), String> {
+        // Named so that scripts/bench-dpdk.sh can read the thread's CPU time from /proc.
+        let builder = std::thread::Builder::new().name(format!("l4lb-fwd-{i}"));
+        handles.push(builder.spawn(move || -> Result<(u64, u64), String> {
             if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
                 return Err(format!("cannot pin worker {i} to core {core}"));
             }
             let _lcore = if register { Some(eal.register_thread().map_err(|e| e.to_string())?) } else { None };
             let mut burst = Vec::with_capacity(BURST);
-            let mut spins = 0u32;
+            let (mut spins, mut sent) = (0u32, 0u64);
             loop {
-                q.rx_burst(&mut burst, BURST);
-                if !burst.is_empty() {
+                let n = q.rx_burst(&mut burst, BURST);
+                if n > 0 {
                     q.tx_burst(&mut burst);
+                    sent += n as u64; // includes TX drops, reported apart at the end
                 }
                 spins = spins.wrapping_add(1);
                 if spins.is_multiple_of(1024) {
-                    forwarded[i].store(q.stats().tx_packets, Ordering::Relaxed);
+                    forwarded[i].store(sent, Ordering::Relaxed);
                     if stop.load(Ordering::Relaxed) {
                         break;
                     }
@@ -110,7 +113,7 @@ fn run(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
             }
             let s = q.stats();
             Ok((s.tx_packets, s.tx_dropped))
-        }));
+        })?);
     }
 
     let total = |f: &[AtomicU64]| f.iter().map(|c| c.load(Ordering::Relaxed)).sum::<u64>();
