@@ -1,4 +1,4 @@
-//! The DPDK port on a live kernel interface (root only; feature `dpdk`): the kernel
+//! The DPDK port on live kernel interfaces (root only; feature `dpdk`): the kernel
 //! pings an address that only a DPDK program answers.
 //!
 //! The test makes a network namespace with a veth pair `l4a`/`l4b` (both ends inside
@@ -7,6 +7,12 @@
 //! trait, answers ARP for 10.99.0.1 and ICMP echo requests to it, rewriting each
 //! request in place into its reply. The outer run pings 10.99.0.1 from `l4b` and
 //! must get every reply. The namespace is deleted on drop, even on failure.
+//!
+//! Then RSS with two queues: the same inner run opens a `net_tap` vdev (`l4t`, a
+//! multi-queue TAP the driver creates in the namespace) with two queue pairs; the
+//! kernel sends UDP datagrams of many flows into it, and the tun driver spreads them
+//! over its queues by flow hash. Both of our queues must receive some, and no flow may
+//! show up on two queues.
 
 #![cfg(feature = "dpdk")]
 
@@ -18,8 +24,8 @@ use std::time::{Duration, Instant};
 use dataplane::port::dpdk::{DpdkPort, DpdkPortConfig, Eal};
 use dataplane::port::{BURST, PacketBuf, Port};
 
-const TEST_NAME: &str = "dpdk_af_packet_answers_ping";
-const INNER_ENV: &str = "L4LB_DPDK_AF_PACKET_INNER";
+const TEST_NAME: &str = "dpdk_live_af_packet_ping_and_tap_rss";
+const INNER_ENV: &str = "L4LB_DPDK_LIVE_INNER";
 const OUR_MAC: [u8; 6] = [0x02, 0x4c, 0x34, 0x00, 0x99, 0x01];
 const OUR_IP: [u8; 4] = [10, 99, 0, 1];
 const PINGS: u32 = 3;
@@ -50,7 +56,7 @@ impl Drop for Netns {
 }
 
 #[test]
-fn dpdk_af_packet_answers_ping() {
+fn dpdk_live_af_packet_ping_and_tap_rss() {
     if std::env::var_os(INNER_ENV).is_some() {
         responder();
         return;
@@ -87,11 +93,15 @@ fn dpdk_af_packet_answers_ping() {
         .expect("spawn responder");
     let stdout = child.stdout.take().expect("responder stdout");
     let (ready_tx, ready_rx) = mpsc::channel();
+    let (tap_tx, tap_rx) = mpsc::channel();
     let reader = std::thread::spawn(move || {
         let mut lines = Vec::new();
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             if line.contains("RESPONDER READY") {
                 let _ = ready_tx.send(());
+            }
+            if line.contains("TAP READY") {
+                let _ = tap_tx.send(());
             }
             lines.push(line);
         }
@@ -108,6 +118,17 @@ fn dpdk_af_packet_answers_ping() {
         .args(["netns", "exec", &ns.0, "ping", "-c", &count, "-i", "0.2", "-W", "2", "10.99.0.1"])
         .output()
         .expect("run ping");
+
+    // RSS phase: the responder has configured l4t (2 queues) and waits for UDP.
+    if tap_rx.recv_timeout(Duration::from_secs(30)).is_ok() {
+        nsx(&["ip", "addr", "add", "10.98.0.2/24", "dev", "l4t"]).expect("tap address");
+        nsx(&["ip", "link", "set", "l4t", "up"]).expect("tap up");
+        nsx(&["ip", "neigh", "replace", "10.98.0.1", "lladdr", "02:4c:34:00:98:01", "dev", "l4t"]).expect("neigh");
+        let script = format!(
+            "for p in $(seq {UDP_PORT0} $(({UDP_PORT0} + {UDP_FLOWS} - 1))); do echo x > /dev/udp/10.98.0.1/$p; done"
+        );
+        nsx(&["bash", "-c", &script]).expect("send UDP flows");
+    }
     let status = child.wait().expect("responder exit");
     let lines = reader.join().expect("reader thread");
     let ping_out = String::from_utf8_lossy(&ping.stdout);
@@ -115,7 +136,8 @@ fn dpdk_af_packet_answers_ping() {
     assert!(ping_out.contains(&format!("{PINGS} received")), "{ping_out}");
     assert!(status.success(), "responder failed:\n{}", lines.join("\n"));
     let done = lines.iter().find(|l| l.starts_with("RESPONDER DONE")).expect("responder summary");
-    eprintln!("{done}\n{}", ping_out.lines().last().unwrap_or_default());
+    let rss = lines.iter().find(|l| l.starts_with("RSS DONE")).expect("RSS summary");
+    eprintln!("{done}\n{}\n{rss}", ping_out.lines().last().unwrap_or_default());
 }
 
 /// Inside the namespace: answer ARP and ping for 10.99.0.1 on `l4a` through DPDK.
@@ -128,6 +150,7 @@ fn responder() {
             format!("--file-prefix={prefix}"),
             "--log-level=lib.eal:warning".into(),
             "--vdev=net_af_packet0,iface=l4a".into(),
+            "--vdev=net_tap0,iface=l4t".into(),
         ])
         .collect();
     let eal = Eal::init(&args).expect("EAL init");
@@ -172,8 +195,54 @@ fn responder() {
     assert_eq!(s.tx_dropped, 0);
     drop(q);
     drop(port);
+
+    tap_rss(&eal);
     drop(eal);
     let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{prefix}"));
+}
+
+const UDP_PORT0: u16 = 20000;
+const UDP_FLOWS: u16 = 64;
+
+/// Inside the namespace: two queue pairs with RSS on the TAP; count our UDP flows per queue.
+fn tap_rss(eal: &Eal) {
+    let port_id = eal.port_by_name("net_tap0").expect("net_tap0");
+    let cfg = DpdkPortConfig { queues: 2, mbufs_per_queue: 1023, ring_size: 256 };
+    let mut port = DpdkPort::configure(eal, port_id, cfg).expect("configure net_tap0 with 2 queues");
+    assert_ne!(port.rss_hf(), 0, "net_tap hashes IP/TCP/UDP: RSS must be on");
+    let mut queues = port.take_queues().expect("queues");
+    println!("TAP READY");
+
+    // The UDP destination port of each flow seen, per queue.
+    let mut seen: [Vec<u16>; 2] = [Vec::new(), Vec::new()];
+    let mut burst = Vec::with_capacity(BURST);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while seen[0].len() + seen[1].len() < usize::from(UDP_FLOWS) && Instant::now() < deadline {
+        let mut idle = true;
+        for (q, flows) in queues.iter_mut().zip(seen.iter_mut()) {
+            if q.rx_burst(&mut burst, BURST) > 0 {
+                idle = false;
+            }
+            for m in &burst {
+                let f = m.data();
+                // IPv4 (no options) / UDP to 10.98.0.1, our port range.
+                if f.len() >= 42 && f[12..14] == [8, 0] && f[14] == 0x45 && f[23] == 17 && f[30..34] == [10, 98, 0, 1] {
+                    let dport = u16::from_be_bytes([f[36], f[37]]);
+                    if (UDP_PORT0..UDP_PORT0 + UDP_FLOWS).contains(&dport) {
+                        flows.push(dport);
+                    }
+                }
+            }
+            q.free(&mut burst);
+        }
+        if idle {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    println!("RSS DONE rss_hf={:#x} queue0={} queue1={}", port.rss_hf(), seen[0].len(), seen[1].len());
+    assert_eq!(seen[0].len() + seen[1].len(), usize::from(UDP_FLOWS), "every datagram arrives once");
+    assert!(!seen[0].is_empty() && !seen[1].is_empty(), "both queues receive flows: {seen:?}");
+    assert!(seen[0].iter().all(|p| !seen[1].contains(p)), "a flow stays on one queue");
 }
 
 enum Answer {
