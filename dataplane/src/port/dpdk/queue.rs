@@ -69,7 +69,17 @@ impl DpdkQueue {
         // segment and one reference, and we own it.
         let m = unsafe { sys::l4lb_pktmbuf_alloc(self.pool.0.as_ptr()) };
         // SAFETY: `m` is NULL or a valid mbuf we own, from a pool that outlives every Mbuf (see ethdev).
-        unsafe { Mbuf::from_raw_checked(m) }.ok()
+        match unsafe { Mbuf::from_raw_checked(m) } {
+            Ok(mbuf) => Some(mbuf),
+            Err(raw) => {
+                if !raw.is_null() {
+                    // SAFETY: an mbuf we own that does not qualify as an `Mbuf` (cannot happen for a fresh
+                    // one): give it back rather than leak it.
+                    unsafe { sys::l4lb_pktmbuf_free(raw) };
+                }
+                None
+            }
+        }
     }
 
     /// An mbuf from this queue's pool holding a copy of `frame` (tests, tools).
