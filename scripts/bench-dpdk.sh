@@ -33,11 +33,13 @@ WORK=$(mktemp -d /tmp/l4lb-bench-dpdk.XXXXXX)
 HUGE_SET=0
 OLD_NR=""
 MOUNTED=0
+MADE_DIR=0
 
 cleanup() {
     rm -rf "$WORK" /var/run/dpdk/l4lb-bench-tp /var/run/dpdk/l4lb-bench-fwd
     rm -f /dev/hugepages/l4lb-bench-*
     if [ "$MOUNTED" = 1 ]; then umount /dev/hugepages || true; fi
+    if [ "$MADE_DIR" = 1 ]; then rmdir /dev/hugepages || true; fi
     if [ "$HUGE_SET" = 1 ]; then echo "$OLD_NR" > /proc/sys/vm/nr_hugepages || true; fi
 }
 trap cleanup EXIT
@@ -55,7 +57,7 @@ if [ "$HUGE" != 0 ]; then
         if echo 512 > /proc/sys/vm/nr_hugepages 2>/dev/null; then HUGE_SET=1; fi
     fi
     if ! grep -q " /dev/hugepages hugetlbfs " /proc/mounts; then
-        mkdir -p /dev/hugepages
+        if [ ! -d /dev/hugepages ]; then mkdir /dev/hugepages && MADE_DIR=1; fi
         if mount -t hugetlbfs nodev /dev/hugepages 2>/dev/null; then MOUNTED=1; fi
     fi
     if [ "$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)" -ge 512 ] &&
