@@ -7,6 +7,8 @@
 //! `rte_pktmbuf_prepend` does for a DPDK mbuf or an offset does for an AF_XDP frame.
 //! No per-packet allocation: buffers come from pools sized at start.
 
+#[cfg(feature = "dpdk")]
+pub mod dpdk;
 pub mod memory;
 pub mod pcap;
 
