@@ -493,3 +493,157 @@ fn inner_decap_rust_loader() {
     assert!(s.passed >= 1, "plain traffic (ping) passed untouched");
     assert_eq!(s.failed, 0);
 }
+
+// ---------------------------------------------------------------- forwarding rate
+
+const FA_NS: &str = "l4lbx-fwd-a";
+const FB_NS: &str = "l4lbx-fwd-b";
+const RUN_ENV: &str = "L4LB_AFXDP_SECS";
+const MAC_ENV: &str = "L4LB_AFXDP_DST_MAC";
+
+/// A 60-byte UDP frame 10.77.0.2:1234 -> 10.77.0.100:9 (the VIP).
+fn udp_frame(dst: [u8; 6], src: [u8; 6]) -> [u8; 60] {
+    let mut f = [0u8; 60];
+    f[0..6].copy_from_slice(&dst);
+    f[6..12].copy_from_slice(&src);
+    f[12..14].copy_from_slice(&[0x08, 0x00]);
+    f[14..34].copy_from_slice(&[0x45, 0, 0, 46, 0, 0, 0x40, 0, 64, 17, 0, 0, 10, 77, 0, 2, 10, 77, 0, 100]);
+    let c = ipv4_checksum(&f[14..34]);
+    f[24..26].copy_from_slice(&c.to_be_bytes());
+    f[34..42].copy_from_slice(&[0x04, 0xd2, 0, 9, 0, 26, 0, 0]);
+    f
+}
+
+fn vip_port(iface: &str) -> (AfXdpPort, XskQueue) {
+    let (mut port, mut queues) = AfXdpPort::open(iface, 1, XdpOptions::default()).expect("open AF_XDP");
+    port.set_vips(&[("10.77.0.100".parse().unwrap(), 9, 17)]).unwrap();
+    let q = queues.pop().unwrap();
+    (port, q)
+}
+
+/// Reflector (one worker, run to completion): receive, swap MACs, transmit.
+#[test]
+fn inner_reflector() {
+    if !is_inner("inner_reflector") {
+        return;
+    }
+    let secs: u64 = std::env::var(RUN_ENV).unwrap().parse().unwrap();
+    let (port, mut q) = vip_port("xl");
+    println!("ready {}", port.mode());
+    let mut burst = Vec::with_capacity(32);
+    let t0 = Instant::now();
+    let mut first: Option<Instant> = None;
+    let mut last = t0;
+    while t0.elapsed() < Duration::from_secs(secs) {
+        if q.rx_burst(&mut burst, 32) == 0 {
+            continue;
+        }
+        first.get_or_insert_with(Instant::now);
+        last = Instant::now();
+        for b in burst.iter_mut() {
+            let d = b.data_mut();
+            let (dst, src) = d.split_at_mut(6);
+            dst.swap_with_slice(&mut src[..6]);
+        }
+        q.tx_burst(&mut burst);
+    }
+    let s = q.stats();
+    let span = first.map_or(0.0, |f| last.duration_since(f).as_secs_f64());
+    println!(
+        "reflector: rx {} tx {} tx_dropped {} over {span:.2}s = {:.0} pps",
+        s.rx_packets,
+        s.tx_packets,
+        s.tx_dropped,
+        s.tx_packets as f64 / span.max(1e-9)
+    );
+    if let Ok(k) = q.kernel_stats() {
+        println!(
+            "reflector kernel: rx_dropped {} rx_ring_full {} fill_ring_empty {}",
+            k.rx_dropped, k.rx_ring_full, k.rx_fill_ring_empty_descs
+        );
+    }
+    assert!(s.tx_packets > 0, "reflector forwarded nothing");
+}
+
+/// Generator: transmit 60-byte UDP frames to the VIP as fast as it can, count reflections.
+#[test]
+fn inner_generator() {
+    if !is_inner("inner_generator") {
+        return;
+    }
+    let secs: u64 = std::env::var(RUN_ENV).unwrap().parse().unwrap();
+    let frame = udp_frame(parse_mac(&std::env::var(MAC_ENV).unwrap()), mac_of("xp"));
+    let (_port, mut q) = vip_port("xp");
+    let mut tx = Vec::with_capacity(32);
+    let mut rx = Vec::with_capacity(32);
+    let t0 = Instant::now();
+    let run = Duration::from_secs(secs);
+    let mut received = 0u64;
+    while t0.elapsed() < run {
+        while tx.len() < 32 {
+            let Some(mut b) = q.alloc() else { break };
+            assert!(b.append(frame.len()));
+            b.data_mut().copy_from_slice(&frame);
+            tx.push(b);
+        }
+        q.tx_burst(&mut tx);
+        received += q.rx_burst(&mut rx, 32) as u64;
+        q.free(&mut rx);
+    }
+    // Drain reflections still in flight.
+    let drain = Instant::now();
+    while drain.elapsed() < Duration::from_millis(500) {
+        received += q.rx_burst(&mut rx, 32) as u64;
+        q.free(&mut rx);
+    }
+    let s = q.stats();
+    let secs = secs as f64;
+    println!(
+        "generator: sent {} ({:.0} pps), tx_dropped {}, reflected back {} ({:.0} pps, {:.1}%)",
+        s.tx_packets,
+        s.tx_packets as f64 / secs,
+        s.tx_dropped,
+        received,
+        received as f64 / secs,
+        100.0 * received as f64 / s.tx_packets.max(1) as f64
+    );
+    assert!(s.tx_packets > 0 && received > 0 && received <= s.tx_packets);
+}
+
+#[test]
+fn af_xdp_forwarding_rate_between_namespaces() {
+    if let Some(why) = skip_reason() {
+        println!("skipped: {why}");
+        return;
+    }
+    let secs = std::env::var(RUN_ENV).unwrap_or_else(|_| "2".into());
+    let _ns = Netns::create(&[FA_NS, FB_NS]);
+    ns_sh(FA_NS, &["ip", "link", "add", "xl", "type", "veth", "peer", "name", "xp", "netns", FB_NS]);
+    ns_sh(FA_NS, &["ip", "link", "set", "xl", "up"]);
+    ns_sh(FB_NS, &["ip", "link", "set", "xp", "up"]);
+    let xl_mac =
+        String::from_utf8_lossy(&ns_sh(FA_NS, &["cat", "/sys/class/net/xl/address"]).stdout).trim().to_string();
+
+    let exe = std::env::current_exe().expect("test binary path");
+    let mut reflector = Reaper(Some(
+        Command::new("ip")
+            .args(["netns", "exec", FA_NS])
+            .arg(&exe)
+            .args(["--exact", "inner_reflector", "--nocapture", "--test-threads=1"])
+            .env(INNER_ENV, "inner_reflector")
+            .env(RUN_ENV, (secs.parse::<u64>().unwrap() + 2).to_string())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the reflector"),
+    ));
+    let stdout = reflector.0.as_mut().unwrap().stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
+    assert!(lines.by_ref().any(|l| l.contains("ready")), "reflector started");
+    let gen_out = run_inner(FB_NS, "inner_generator", &[(RUN_ENV, &secs), (MAC_ENV, &xl_mac)]);
+    let rest: Vec<String> = lines.collect();
+    let status = reflector.0.take().unwrap().wait().expect("reflector exit");
+    println!("---- inner_reflector ----\n{}\n----", rest.join("\n"));
+    assert!(status.success(), "reflector failed");
+    assert!(gen_out.contains("generator: sent"));
+    assert!(rest.iter().any(|l| l.starts_with("reflector: rx")), "reflector reported its rate");
+}

@@ -396,6 +396,21 @@ impl XskQueue {
         self.sock.kernel_stats()
     }
 
+    /// An empty frame to build a packet in (length 0, [`HEADROOM`] bytes of
+    /// headroom), for traffic the caller originates (`l4lb gen`, a sink's
+    /// replies); `None` when every frame is on a ring or lent out. Give it back
+    /// like a received frame (`tx_burst` or `free`).
+    pub fn alloc(&mut self) -> Option<XskBuf> {
+        if self.free_frames.is_empty() {
+            self.reap_completions();
+        }
+        let addr = self.free_frames.pop()?;
+        // SAFETY: `addr` is a chunk offset from our free list, below the UMEM length.
+        let chunk = unsafe { NonNull::new_unchecked(self.umem_base().as_ptr().add(addr as usize)) };
+        self.lent += 1;
+        Some(XskBuf { chunk, addr, start: HEADROOM as u16, len: 0 })
+    }
+
     fn umem_base(&self) -> NonNull<u8> {
         // `umem` is Some for the whole life of the queue (taken only in Drop).
         self.umem.as_ref().map_or(NonNull::dangling(), |u| u.base)
