@@ -352,6 +352,19 @@ fn inner_af_xdp_port() {
     q.free(&mut got);
     drop(queues);
     drop(port);
+
+    // Generic (skb) mode, forced: the same program and sockets work there too.
+    let opts = XdpOptions { mode: XdpMode::Generic, ring_size: 256, ..Default::default() };
+    let (mut port, mut queues) = AfXdpPort::open("xl", 1, opts).expect("open in generic mode");
+    println!("forced generic: {}", port.mode());
+    assert_eq!(port.mode().attach, AttachMode::Generic);
+    port.set_vips(&[(v4, 80, 6)]).unwrap();
+    ns_sh(&peer, &[PY, "-c", SEND_CASES, "xp", &mac_s]);
+    let mut got = rx_until(&mut queues[0], 2, Duration::from_secs(5));
+    let vip4 = cases.iter().filter(|(l, _)| l == "vip4" || l == "vip4_vlan").count();
+    assert_eq!(got.len(), vip4, "generic mode redirects the VIP frames only");
+    assert!(got.iter().all(|b| cases.iter().any(|(l, f)| l.starts_with("vip4") && f.as_slice() == b.data())));
+    queues[0].free(&mut got);
 }
 
 // ---------------------------------------------------------------- (b) decap companion
@@ -646,4 +659,17 @@ fn af_xdp_forwarding_rate_between_namespaces() {
     assert!(status.success(), "reflector failed");
     assert!(gen_out.contains("generator: sent"));
     assert!(rest.iter().any(|l| l.starts_with("reflector: rx")), "reflector reported its rate");
+}
+
+/// Without privileges, opening the port fails with the one-line permission error.
+#[test]
+fn open_without_root_is_a_permission_error() {
+    if is_root() {
+        println!("skipped: running as root (run the test binary as an ordinary user to check this)");
+        return;
+    }
+    let e = AfXdpPort::open("lo", 1, XdpOptions::default()).err().expect("no AF_XDP without privileges");
+    println!("{e}");
+    assert!(matches!(e, AfXdpError::Permission(_)), "{e}");
+    assert!(e.to_string().starts_with("permission denied"));
 }
