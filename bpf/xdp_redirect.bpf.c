@@ -17,6 +17,9 @@
  * (::ffff:a.b.c.d); ports in network byte order. The loader in
  * dataplane/src/port/af_xdp/ builds the same layout.
  *
+ * IPv6 extension headers walked (at most 4): hop-by-hop, routing, destination
+ * options, AH; a fragment header means "fragment".
+ *
  * Frames may carry one 802.1Q (0x8100) or 802.1ad (0x88a8) tag.
  */
 #include <linux/bpf.h>
@@ -207,6 +210,12 @@ static __always_inline int handle_v6(struct xdp_md *ctx, void *l3, void *data_en
 				return pass(V_PASS_MALFORMED);
 			next = e->next;
 			p += (e->len + 1) * 8;
+			break;
+		case IPPROTO_AH: /* length in 4-byte units, minus 2 */
+			if ((void *)(e + 1) > data_end)
+				return pass(V_PASS_MALFORMED);
+			next = e->next;
+			p += (e->len + 2) * 4;
 			break;
 		case IPPROTO_FRAGMENT:
 			return to_vip_addr(ctx, d);

@@ -207,6 +207,31 @@ fn af_xdp_port_over_veth() {
         ns_sh(ns, &["ip", "addr", "add", v6, "dev", dev, "nodad"]);
         ns_sh(ns, &["ip", "link", "set", dev, "up"]);
     }
+    // A second pair with two queues, both ends in the l4lb namespace (multi-queue check).
+    ns_sh(
+        LB_NS,
+        &[
+            "ip",
+            "link",
+            "add",
+            "xm",
+            "numrxqueues",
+            "2",
+            "numtxqueues",
+            "2",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "xn",
+            "numrxqueues",
+            "2",
+            "numtxqueues",
+            "2",
+        ],
+    );
+    ns_sh(LB_NS, &["ip", "link", "set", "xm", "up"]);
+    ns_sh(LB_NS, &["ip", "link", "set", "xn", "up"]);
     let out = run_inner(LB_NS, "inner_af_xdp_port", &[(PEER_ENV, PEER_NS)]);
     assert!(out.contains("mode: native XDP, copy-mode AF_XDP"), "veth: native XDP and copy mode expected");
     // The program was detached when the port was dropped.
@@ -254,6 +279,14 @@ fn inner_af_xdp_port() {
     let e = AfXdpPort::open("xl", 2, XdpOptions::default()).err().expect("veth has one RX queue");
     assert!(matches!(e, AfXdpError::BadQueueCount { queues: 2, available: 1, .. }), "{e}");
     println!("queues=2: {e}");
+
+    // Another XDP program already on the interface: a one-line attach error.
+    sh(&["ip", "link", "set", "dev", "xl", "xdp", "obj", DECAP_OBJ, "sec", "xdp"]);
+    let e = AfXdpPort::open("xl", 1, XdpOptions::default()).err().expect("interface busy");
+    println!("busy: {e}");
+    assert!(matches!(e, AfXdpError::Attach { .. }), "{e}");
+    assert!(!e.to_string().contains('\n'));
+    sh(&["ip", "link", "set", "dev", "xl", "xdp", "off"]);
 
     let (mut port, mut queues) = AfXdpPort::open("xl", 1, XdpOptions::default()).expect("open AF_XDP on xl");
     println!("mode: {}", port.mode());
@@ -353,6 +386,8 @@ fn inner_af_xdp_port() {
     drop(queues);
     drop(port);
 
+    multi_queue();
+
     // Generic (skb) mode, forced: the same program and sockets work there too.
     let opts = XdpOptions { mode: XdpMode::Generic, ring_size: 256, ..Default::default() };
     let (mut port, mut queues) = AfXdpPort::open("xl", 1, opts).expect("open in generic mode");
@@ -365,6 +400,39 @@ fn inner_af_xdp_port() {
     assert_eq!(got.len(), vip4, "generic mode redirects the VIP frames only");
     assert!(got.iter().all(|b| cases.iter().any(|(l, f)| l.starts_with("vip4") && f.as_slice() == b.data())));
     queues[0].free(&mut got);
+}
+
+/// 64 flows to a VIP over a two-queue veth: one socket per queue, every flow
+/// received once, and (RSS-like spreading by the sender's flow hash) both queues used.
+fn multi_queue() {
+    const SEND_FLOWS: &str = r#"
+import sys
+from scapy.all import *
+conf.verb = 0
+E = Ether(src=get_if_hwaddr(sys.argv[1]), dst=sys.argv[2])
+sendp([E/IP(src="10.77.1.2", dst="10.77.0.100")/UDP(sport=3000 + i, dport=53)/Raw(b"m") for i in range(64)], iface=sys.argv[1])
+"#;
+    let (mut port, mut queues) =
+        AfXdpPort::open("xm", 2, XdpOptions { ring_size: 512, ..Default::default() }).expect("open two queues on xm");
+    assert_eq!(queues.iter().map(|q| q.queue_id()).collect::<Vec<_>>(), vec![0, 1]);
+    port.set_vips(&[("10.77.0.100".parse().unwrap(), 53, 17)]).unwrap();
+    let xm_mac = std::fs::read_to_string("/sys/class/net/xm/address").unwrap();
+    sh(&[PY, "-c", SEND_FLOWS, "xn", xm_mac.trim()]);
+    let mut ports = Vec::new();
+    let mut per_queue = [0usize; 2];
+    let t0 = Instant::now();
+    while ports.len() < 64 && t0.elapsed() < Duration::from_secs(5) {
+        for (i, q) in queues.iter_mut().enumerate() {
+            let mut got = Vec::with_capacity(32);
+            per_queue[i] += q.rx_burst(&mut got, 32);
+            ports.extend(got.iter().map(|b| u16::from_be_bytes([b.data()[34], b.data()[35]])));
+            q.free(&mut got);
+        }
+    }
+    ports.sort_unstable();
+    println!("multi-queue: per queue {per_queue:?}");
+    assert_eq!(ports, (3000..3064).collect::<Vec<u16>>(), "every flow received exactly once");
+    assert!(per_queue.iter().all(|&n| n > 0), "both queues received flows: {per_queue:?}");
 }
 
 // ---------------------------------------------------------------- (b) decap companion

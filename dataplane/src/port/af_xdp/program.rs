@@ -41,6 +41,18 @@ pub(super) fn app_key(ip: IpAddr, port: u16, proto: u8) -> AppKey {
     k
 }
 
+/// An error and its sources on one line ("a: b: c").
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    s
+}
+
 fn is_permission(e: &std::io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::EACCES))
 }
@@ -56,7 +68,7 @@ fn load_and_attach(obj: &[u8], name: &str, interface: &str, mode: XdpMode) -> Re
         if not_root() {
             AfXdpError::Permission("loading the XDP program")
         } else {
-            AfXdpError::Program(format!("loading {name}: {e}"))
+            AfXdpError::Program(format!("loading {name}: {}", error_chain(&e)))
         }
     })?;
     let prog: &mut Xdp = ebpf
@@ -68,7 +80,7 @@ fn load_and_attach(obj: &[u8], name: &str, interface: &str, mode: XdpMode) -> Re
         if not_root() {
             AfXdpError::Permission("loading the XDP program")
         } else {
-            AfXdpError::Program(format!("verifier rejected {name}: {e}"))
+            AfXdpError::Program(format!("verifier rejected {name}: {}", error_chain(&e)))
         }
     })?;
     let tries: &[(AttachMode, XdpFlags)] = match mode {
@@ -76,7 +88,7 @@ fn load_and_attach(obj: &[u8], name: &str, interface: &str, mode: XdpMode) -> Re
         XdpMode::Native => &[(AttachMode::Native, XdpFlags::DRV_MODE)],
         XdpMode::Generic => &[(AttachMode::Generic, XdpFlags::SKB_MODE)],
     };
-    let mut last = String::new();
+    let mut reasons: Vec<String> = Vec::new();
     for &(chosen, flags) in tries {
         match prog.attach(interface, flags) {
             Ok(_link) => return Ok((ebpf, chosen)),
@@ -86,10 +98,10 @@ fn load_and_attach(obj: &[u8], name: &str, interface: &str, mode: XdpMode) -> Re
             Err(aya::programs::ProgramError::SyscallError(s)) if is_permission(&s.io_error) => {
                 return Err(AfXdpError::Permission("attaching the XDP program"));
             }
-            Err(e) => last = format!("{chosen} mode: {e}"),
+            Err(e) => reasons.push(format!("{chosen} mode: {}", error_chain(&e))),
         }
     }
-    Err(AfXdpError::Attach { interface: interface.to_string(), reason: last })
+    Err(AfXdpError::Attach { interface: interface.to_string(), reason: reasons.join("; ") })
 }
 
 /// The l4lb redirect program, attached, with its maps.
