@@ -377,6 +377,11 @@ fn inner_af_xdp_port() {
     let captured = lines.next().and_then(Result::ok).expect("the peer captured the transmitted frame");
     assert_eq!(unhex(captured.trim()), frame, "the peer received exactly the frame sent with tx_burst");
     println!("tx_burst: peer captured the {}-byte IPIP frame", frame.len());
+    let t0 = Instant::now();
+    while q.tx_in_flight() > 0 {
+        assert!(t0.elapsed() < Duration::from_secs(2), "TX completion never came back");
+        std::thread::sleep(Duration::from_millis(1));
+    }
 
     let s = q.stats();
     println!("port stats: {s:?}");

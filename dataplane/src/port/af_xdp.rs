@@ -391,6 +391,13 @@ impl XskQueue {
         self.zero_copy
     }
 
+    /// Frames on the TX ring or being sent, not yet completed (a clean shutdown
+    /// can wait for this to reach 0 before dropping the queue).
+    pub fn tx_in_flight(&mut self) -> u32 {
+        self.reap_completions();
+        self.tx_in_flight
+    }
+
     /// The kernel's own counters for this socket (a syscall: not for the per-packet path).
     pub fn kernel_stats(&self) -> std::io::Result<libc::xdp_statistics> {
         self.sock.kernel_stats()
@@ -473,19 +480,23 @@ impl Port for XskQueue {
         self.reap_completions();
         self.refill();
         let base = self.umem_base();
+        let umem_len = self.umem.as_ref().map_or(0, |u| u.len);
         let max = max.min(BURST);
         let mut n = 0;
         while n < max {
             let Some(d) = self.sock.rx.pop() else { break };
             let addr = d.addr & !(FRAME_SIZE as u64 - 1);
             let start = (d.addr - addr) as usize;
-            if start + d.len as usize > FRAME_SIZE {
+            if addr as usize + FRAME_SIZE > umem_len || start + d.len as usize > FRAME_SIZE {
                 // Cannot happen with an aligned UMEM; never hand out an out-of-bounds view.
-                self.free_frames.push(addr);
+                if (addr as usize) < umem_len {
+                    self.free_frames.push(addr);
+                }
                 self.stats.rx_missed += 1;
                 continue;
             }
-            // SAFETY: `addr` is a chunk offset the kernel returned, below the UMEM length.
+            // SAFETY: `addr + FRAME_SIZE <= umem_len` (checked above), so the chunk
+            // lies inside the live UMEM mapping.
             let chunk = unsafe { NonNull::new_unchecked(base.as_ptr().add(addr as usize)) };
             out.push(XskBuf { chunk, addr, start: start as u16, len: d.len as u16 });
             self.stats.rx_packets += 1;
@@ -615,6 +626,8 @@ mod tests {
         fn is_send<T: Send>() {}
         is_send::<XskBuf>();
         is_send::<XskQueue>();
+        is_send::<AfXdpPort>();
+        is_send::<DecapProgram>();
     }
 
     #[test]
