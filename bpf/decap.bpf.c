@@ -17,6 +17,8 @@
  *   41 IPv6 in IP;
  * the inner header's version must match. The Ethernet type (behind at most one
  * VLAN tag) is rewritten for the inner family. Everything else passes untouched.
+ * Optionally (maps below, filled by the Rust loader or bpftool) only packets to
+ * this host's tunnel endpoint addresses and/or from the load balancers.
  *
  * Load with iproute2:  ip link set dev eth0 xdpgeneric obj decap.bpf.o sec xdp
  * (or `xdp` for native mode where the driver has it); unload with
@@ -42,8 +44,65 @@ enum decap_counter {
 	D_IPIP,      /* IPv4-in-IP decapsulated */
 	D_IP6IP,     /* IPv6-in-IP decapsulated */
 	D_FAILED,    /* bpf_xdp_adjust_head refused: passed as is */
+	D_FILTERED,  /* tunnel packet not for one of our endpoints / not from an allowed source */
 	D_MAX,
 };
+
+/*
+ * Optional filters, off when loaded by iproute2 (every map empty):
+ * decap_config[0] bit 0: decapsulate only if the outer destination is in decap_dsts
+ * (this host's tunnel endpoint addresses); bit 1: only if the outer source is in
+ * decap_srcs (the load balancers). Addresses as 16 bytes, IPv4 as ::ffff:a.b.c.d.
+ */
+#define CHECK_DST 1
+#define CHECK_SRC 2
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} decap_config SEC(".maps");
+
+struct addr16 {
+	__u8 a[16];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, struct addr16);
+	__type(value, __u32);
+} decap_dsts SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, struct addr16);
+	__type(value, __u32);
+} decap_srcs SEC(".maps");
+
+static __always_inline void map_v4(struct addr16 *k, __be32 a)
+{
+	__builtin_memset(k->a, 0, 10);
+	k->a[10] = 0xff;
+	k->a[11] = 0xff;
+	__builtin_memcpy(k->a + 12, &a, 4);
+}
+
+/* Whether the configured filters accept this outer (src, dst). */
+static __always_inline int endpoints_allowed(struct addr16 *src, struct addr16 *dst)
+{
+	__u32 zero = 0;
+	__u32 *cfg = bpf_map_lookup_elem(&decap_config, &zero);
+	__u32 flags = cfg ? *cfg : 0;
+
+	if ((flags & CHECK_DST) && !bpf_map_lookup_elem(&decap_dsts, dst))
+		return 0;
+	if ((flags & CHECK_SRC) && !bpf_map_lookup_elem(&decap_srcs, src))
+		return 0;
+	return 1;
+}
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -88,6 +147,7 @@ int l4lb_decap(struct xdp_md *ctx)
 	void *l3 = data + l2_len;
 	__u32 outer_len;
 	__u8 proto;
+	struct addr16 osrc, odst;
 	if (type == bpf_htons(ETH_P_IP)) {
 		struct iphdr *ip = l3;
 		if ((void *)(ip + 1) > data_end || ip->ihl < 5 || ip->version != 4)
@@ -96,12 +156,16 @@ int l4lb_decap(struct xdp_md *ctx)
 			return count(D_PASS, XDP_PASS); /* outer fragment: not ours to reassemble */
 		outer_len = ip->ihl * 4;
 		proto = ip->protocol;
+		map_v4(&osrc, ip->saddr);
+		map_v4(&odst, ip->daddr);
 	} else if (type == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr *ip6 = l3;
 		if ((void *)(ip6 + 1) > data_end || ip6->version != 6)
 			return count(D_PASS, XDP_PASS);
 		outer_len = sizeof(*ip6);
 		proto = ip6->nexthdr;
+		__builtin_memcpy(osrc.a, &ip6->saddr, 16);
+		__builtin_memcpy(odst.a, &ip6->daddr, 16);
 	} else {
 		return count(D_PASS, XDP_PASS);
 	}
@@ -146,6 +210,9 @@ int l4lb_decap(struct xdp_md *ctx)
 	default:
 		return count(D_PASS, XDP_PASS);
 	}
+
+	if (!endpoints_allowed(&osrc, &odst))
+		return count(D_FILTERED, XDP_PASS);
 
 	/* The inner header must be there and be of the announced family. */
 	__u8 *inner = l3 + strip;

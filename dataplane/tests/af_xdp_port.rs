@@ -452,7 +452,8 @@ const SEND_TUNNELED_SYN: &str = r#"
 import sys, time
 from scapy.all import *
 conf.verb = 0
-iface, dmac = sys.argv[1], sys.argv[2]
+iface, dmac, attempts = sys.argv[1], sys.argv[2], int(sys.argv[3])
+only = sys.argv[4].split(",") if len(sys.argv) > 4 else None
 E = Ether(src=get_if_hwaddr(iface), dst=dmac)
 O4 = IP(src="10.78.0.1", dst="10.78.0.2")
 O6 = IPv6(src="fd78::1", dst="fd78::2")
@@ -470,9 +471,11 @@ cases = [
   ("ipip_v6_in_v6", E/IPv6(src="fd78::1", dst="fd78::2", nh=41)/syn6(2009), "fd78:9::9", 2009),
 ]
 for label, pkt, vip, sport in cases:
+    if only and label not in only:
+        continue
     ok = False
-    for attempt in range(3):
-        s = AsyncSniffer(iface=iface, filter="tcp and src port 80 and dst port %d" % sport, count=1, timeout=3)
+    for attempt in range(attempts):
+        s = AsyncSniffer(iface=iface, filter="tcp and src port 80 and dst port %d" % sport, count=1, timeout=2)
         s.start()
         time.sleep(0.3)
         sendp(pkt, iface=iface)
@@ -504,10 +507,17 @@ fn decap_topology() -> Netns {
     ns
 }
 
-fn run_tunnel_cases() -> Vec<(String, bool)> {
+/// Run the tunnel cases (`only`: a comma-separated subset, or "" for all) with up
+/// to `attempts` tries each.
+fn run_tunnel_cases(attempts: u32, only: &str) -> Vec<(String, bool)> {
     let b_mac =
         String::from_utf8_lossy(&ns_sh(BACKEND_NS, &["cat", "/sys/class/net/b0/address"]).stdout).trim().to_string();
-    let out = ns_sh(CLIENT_NS, &[PY, "-c", SEND_TUNNELED_SYN, "c0", &b_mac]);
+    let attempts = attempts.to_string();
+    let mut args = vec![PY, "-c", SEND_TUNNELED_SYN, "c0", &b_mac, &attempts];
+    if !only.is_empty() {
+        args.push(only);
+    }
+    let out = ns_sh(CLIENT_NS, &args);
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| l.split_once(' ').map(|(a, b)| (a.to_string(), b == "ok")))
@@ -536,15 +546,13 @@ fn decap_companion_gre_and_ipip() {
     }
 
     // Without the companion nothing answers (this kernel has no tunnel devices).
-    let b_mac =
-        String::from_utf8_lossy(&ns_sh(BACKEND_NS, &["cat", "/sys/class/net/b0/address"]).stdout).trim().to_string();
-    let baseline = ns_sh(CLIENT_NS, &[PY, "-c", &SEND_TUNNELED_SYN.replace("range(3)", "range(1)"), "c0", &b_mac]);
-    let baseline = String::from_utf8_lossy(&baseline.stdout).to_string();
-    assert!(!baseline.contains(" ok"), "a tunnelled SYN was answered without decapsulation:\n{baseline}");
+    let baseline = run_tunnel_cases(1, "");
+    assert_eq!(baseline.len(), 9);
+    assert!(baseline.iter().all(|(_, ok)| !ok), "a tunnelled SYN was answered without decapsulation: {baseline:?}");
 
     // 1. Loaded with plain iproute2, as docs/DECAP.md shows.
     ns_sh(BACKEND_NS, &["ip", "link", "set", "dev", "b0", "xdpgeneric", "obj", DECAP_OBJ, "sec", "xdp"]);
-    let results = run_tunnel_cases();
+    let results = run_tunnel_cases(3, "");
     println!("iproute2 (xdpgeneric): {results:?}");
     assert_eq!(results.len(), 9);
     for (case, ok) in &results {
@@ -564,7 +572,7 @@ fn inner_decap_rust_loader() {
     }
     let decap = DecapProgram::attach("b0", XdpMode::Auto).expect("attach the decap companion");
     println!("decap attached: {}", decap.mode());
-    let results = run_tunnel_cases();
+    let results = run_tunnel_cases(3, "");
     println!("rust loader: {results:?}");
     assert_eq!(results.len(), 9);
     for (case, ok) in &results {
@@ -578,6 +586,29 @@ fn inner_decap_rust_loader() {
     assert!(s.gre >= 5 && s.ipip >= 2 && s.ip6ip >= 2, "every tunnel kind was decapsulated: {s:?}");
     assert!(s.passed >= 1, "plain traffic (ping) passed untouched");
     assert_eq!(s.failed, 0);
+    assert_eq!(s.filtered, 0);
+
+    // Filters: outer destination must be ours, outer source must be a load balancer.
+    let two = "gre_v4_in_v4,ipip_v6_in_v6";
+    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+    let mut decap = decap;
+    decap.set_local_addrs(&[ip("10.78.0.99"), ip("fd78::99")]).unwrap();
+    let r = run_tunnel_cases(1, two);
+    assert!(r.len() == 2 && r.iter().all(|(_, ok)| !ok), "decapsulated for a foreign endpoint: {r:?}");
+    decap.set_local_addrs(&[ip("10.78.0.2"), ip("fd78::2")]).unwrap();
+    decap.set_allowed_sources(&[ip("10.78.0.77")]).unwrap();
+    let r = run_tunnel_cases(1, two);
+    assert!(r.len() == 2 && r.iter().all(|(_, ok)| !ok), "decapsulated from a foreign source: {r:?}");
+    decap.set_allowed_sources(&[ip("10.78.0.1"), ip("fd78::1")]).unwrap();
+    let r = run_tunnel_cases(3, two);
+    assert!(r.len() == 2 && r.iter().all(|(_, ok)| *ok), "filters let the right endpoints through: {r:?}");
+    decap.set_local_addrs(&[]).unwrap();
+    decap.set_allowed_sources(&[]).unwrap();
+    let r = run_tunnel_cases(3, two);
+    assert!(r.iter().all(|(_, ok)| *ok), "filters off again: {r:?}");
+    let s = decap.stats().unwrap();
+    println!("decap stats after the filter checks: {s:?}");
+    assert!(s.filtered >= 4, "filtered packets are counted: {s:?}");
 }
 
 // ---------------------------------------------------------------- forwarding rate

@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::net::IpAddr;
 use std::os::fd::RawFd;
 
-use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, XskMap};
+use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, XskMap};
 use aya::programs::{Xdp, XdpFlags};
 use aya::{Ebpf, include_bytes_aligned};
 
@@ -191,8 +191,15 @@ fn per_cpu_sums<const N: usize>(map: &PerCpuArray<MapData, u64>, name: &'static 
 pub struct DecapProgram {
     _ebpf: Ebpf,
     stats: PerCpuArray<MapData, u64>,
+    config: Array<MapData, u32>,
+    dsts: BpfHashMap<MapData, AddrKey, u32>,
+    srcs: BpfHashMap<MapData, AddrKey, u32>,
     mode: AttachMode,
 }
+
+/// `decap_config[0]` bits, as in the C program.
+const CHECK_DST: u32 = 1;
+const CHECK_SRC: u32 = 2;
 
 /// What the decapsulation companion did, summed over CPUs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -204,13 +211,50 @@ pub struct DecapStats {
     pub ip6ip: u64,
     /// `bpf_xdp_adjust_head` refused (passed as is).
     pub failed: u64,
+    /// Tunnel packets the address filters turned away (passed as is).
+    pub filtered: u64,
 }
 
 impl DecapProgram {
     /// Load the companion and attach it to `interface` (detached on drop).
     pub fn attach(interface: &str, mode: XdpMode) -> Result<Self, AfXdpError> {
         let (mut ebpf, mode) = load_and_attach(DECAP_OBJ, "l4lb_decap", interface, mode)?;
-        Ok(DecapProgram { stats: take(&mut ebpf, "decap_stats")?, _ebpf: ebpf, mode })
+        Ok(DecapProgram {
+            stats: take(&mut ebpf, "decap_stats")?,
+            config: take(&mut ebpf, "decap_config")?,
+            dsts: take(&mut ebpf, "decap_dsts")?,
+            srcs: take(&mut ebpf, "decap_srcs")?,
+            _ebpf: ebpf,
+            mode,
+        })
+    }
+
+    /// Decapsulate only tunnel packets whose outer destination is one of
+    /// `addrs` (this host's tunnel endpoints); empty = any destination (the default).
+    pub fn set_local_addrs(&mut self, addrs: &[IpAddr]) -> Result<(), AfXdpError> {
+        let keys: Vec<AddrKey> = addrs.iter().map(|&a| addr16(a)).collect();
+        self.set_filter(CHECK_DST, &keys, true)
+    }
+
+    /// Decapsulate only tunnel packets whose outer source is one of `addrs`
+    /// (the load balancers); empty = any source (the default).
+    pub fn set_allowed_sources(&mut self, addrs: &[IpAddr]) -> Result<(), AfXdpError> {
+        let keys: Vec<AddrKey> = addrs.iter().map(|&a| addr16(a)).collect();
+        self.set_filter(CHECK_SRC, &keys, false)
+    }
+
+    /// Fill the map before turning its check on; turn the check off before emptying it.
+    fn set_filter(&mut self, bit: u32, keys: &[AddrKey], dst: bool) -> Result<(), AfXdpError> {
+        let cfg_err = |e: aya::maps::MapError| AfXdpError::Map { map: "decap_config", reason: e.to_string() };
+        let flags = self.config.get(&0, 0).map_err(cfg_err)?;
+        let (map, name) = if dst { (&mut self.dsts, "decap_dsts") } else { (&mut self.srcs, "decap_srcs") };
+        if keys.is_empty() {
+            self.config.set(0, flags & !bit, 0).map_err(cfg_err)?;
+            sync(map, name, keys)
+        } else {
+            sync(map, name, keys)?;
+            self.config.set(0, flags | bit, 0).map_err(cfg_err)
+        }
     }
 
     /// The attach mode that was chosen.
@@ -219,8 +263,8 @@ impl DecapProgram {
     }
 
     pub fn stats(&self) -> Result<DecapStats, AfXdpError> {
-        let [passed, gre, ipip, ip6ip, failed] = per_cpu_sums::<5>(&self.stats, "decap_stats")?;
-        Ok(DecapStats { passed, gre, ipip, ip6ip, failed })
+        let [passed, gre, ipip, ip6ip, failed, filtered] = per_cpu_sums::<6>(&self.stats, "decap_stats")?;
+        Ok(DecapStats { passed, gre, ipip, ip6ip, failed, filtered })
     }
 }
 
