@@ -621,6 +621,63 @@ mod tests {
         assert_eq!(b.len(), 10);
     }
 
+    #[derive(Clone, Copy, Debug)]
+    enum Op {
+        Prepend(usize),
+        Adj(usize),
+        Append(usize),
+        Truncate(usize),
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (0..600usize).prop_map(Op::Prepend),
+            (0..600usize).prop_map(Op::Adj),
+            (0..5000usize).prop_map(Op::Append),
+            (0..5000usize).prop_map(Op::Truncate),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Any sequence of operations keeps the view inside its chunk, agrees
+        /// with a (start, len) model, and never touches the neighbouring chunks.
+        #[test]
+        fn xsk_buf_matches_a_model(start in 0..FRAME_SIZE as u16, len in 0..2000u16, ops in proptest::collection::vec(op(), 0..40)) {
+            let len = len.min(FRAME_SIZE as u16 - start);
+            let umem = Umem::new(3).expect("anonymous mmap");
+            let mut b = buf_in(&umem, 1, start, len);
+            let (mut m_start, mut m_len) = (start as usize, len as usize);
+            for op in ops {
+                let ok = match op {
+                    Op::Prepend(n) => b.prepend(n),
+                    Op::Adj(n) => b.adj(n),
+                    Op::Append(n) => b.append(n),
+                    Op::Truncate(n) => { b.truncate(n); true }
+                };
+                let m_ok = match op {
+                    Op::Prepend(n) if n <= m_start => { m_start -= n; m_len += n; true }
+                    Op::Adj(n) if n <= m_len => { m_start += n; m_len -= n; true }
+                    Op::Append(n) if m_start + m_len + n <= FRAME_SIZE => { m_len += n; true }
+                    Op::Truncate(n) => { m_len = m_len.min(n); true }
+                    _ => false,
+                };
+                proptest::prop_assert_eq!(ok, m_ok);
+                proptest::prop_assert_eq!((b.headroom(), b.len()), (m_start, m_len));
+                proptest::prop_assert_eq!(b.headroom() + b.len() + b.tailroom(), FRAME_SIZE);
+                b.data_mut().fill(0xab);
+            }
+            // SAFETY: test: the mapping holds 3 chunks; read the first and the last.
+            let (first, last) = unsafe {
+                (
+                    std::slice::from_raw_parts(umem.base.as_ptr(), FRAME_SIZE),
+                    std::slice::from_raw_parts(umem.base.as_ptr().add(2 * FRAME_SIZE), FRAME_SIZE),
+                )
+            };
+            proptest::prop_assert!(first.iter().chain(last).all(|&x| x == 0), "wrote outside its chunk");
+        }
+    }
+
     #[test]
     fn xsk_buf_is_send() {
         fn is_send<T: Send>() {}
