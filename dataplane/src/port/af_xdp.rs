@@ -341,16 +341,19 @@ pub struct XskQueue {
     stats: PortStats,
     /// TX descriptors submitted and not yet completed.
     tx_in_flight: u32,
+    /// Free frames kept out of the fill ring for `alloc` (a quarter of the UMEM).
+    reserve: usize,
 }
 
 impl XskQueue {
     fn open(interface: &str, ifindex: u32, queue: u32, opts: XdpOptions) -> Result<Self, AfXdpError> {
         let frames = opts.ring_size * 2;
+        let fill_size = frames;
         let sock_err = |(call, source)| AfXdpError::Socket { interface: interface.to_string(), queue, call, source };
         let umem = Umem::new(frames).map_err(sock_err)?;
         let copy = libc::XDP_COPY | libc::XDP_USE_NEED_WAKEUP;
         let zc = libc::XDP_ZEROCOPY | libc::XDP_USE_NEED_WAKEUP;
-        let create = |flags| XskSocket::create(&umem, ifindex, queue, opts.ring_size, flags);
+        let create = |flags| XskSocket::create(&umem, ifindex, queue, fill_size, opts.ring_size, flags);
         let sock = match opts.zero_copy {
             ZeroCopy::Off => create(copy),
             ZeroCopy::On => create(zc),
@@ -373,6 +376,7 @@ impl XskQueue {
             zero_copy,
             stats: PortStats::default(),
             tx_in_flight: 0,
+            reserve: frames as usize / 4,
         };
         for i in 0..frames {
             q.free_frames.push(i as u64 * FRAME_SIZE as u64);
@@ -446,11 +450,21 @@ impl XskQueue {
         }
     }
 
-    /// Free frames to the fill ring.
+    /// Free frames to the fill ring, keeping `reserve` frames back for `alloc`.
+    ///
+    /// The fill ring has a slot for every frame of the UMEM: the kernel publishes
+    /// its fill-ring consumer index only when it has used up every entry it saw
+    /// at its last look, so a ring sized for fewer frames looks full to us while
+    /// the kernel drains its batch, and then runs dry (measured: half the frames
+    /// dropped with `rx_fill_ring_empty_descs` when the ring had ring_size slots).
     #[inline]
     fn refill(&mut self) {
-        let room = self.sock.fill.free_slots(self.free_frames.len() as u32);
-        let n = (room as usize).min(self.free_frames.len());
+        let spare = self.free_frames.len().saturating_sub(self.reserve);
+        if spare == 0 {
+            return;
+        }
+        let room = self.sock.fill.free_slots(spare as u32);
+        let n = (room as usize).min(spare);
         if n == 0 {
             return;
         }

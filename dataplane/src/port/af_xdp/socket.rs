@@ -116,8 +116,16 @@ fn map_ring<T: Copy>(
 
 impl XskSocket {
     /// Create a socket on `umem`, bind it to (`ifindex`, `queue`) with
-    /// `bind_flags` (XDP_ZEROCOPY or XDP_COPY, plus XDP_USE_NEED_WAKEUP).
-    pub(super) fn create(umem: &Umem, ifindex: u32, queue: u32, ring_size: u32, bind_flags: u16) -> SysResult<Self> {
+    /// `bind_flags` (XDP_ZEROCOPY or XDP_COPY, plus XDP_USE_NEED_WAKEUP). The
+    /// fill ring has `fill_size` slots, the other three `ring_size`.
+    pub(super) fn create(
+        umem: &Umem,
+        ifindex: u32,
+        queue: u32,
+        fill_size: u32,
+        ring_size: u32,
+        bind_flags: u16,
+    ) -> SysResult<Self> {
         // SAFETY: plain socket(2) call; the result is checked before use.
         let raw = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
         if raw < 0 {
@@ -136,7 +144,7 @@ impl XskSocket {
             tx_metadata_len: 0,
         };
         setsockopt(r, libc::XDP_UMEM_REG, &reg, "setsockopt(XDP_UMEM_REG)")?;
-        setsockopt(r, libc::XDP_UMEM_FILL_RING, &ring_size, "setsockopt(XDP_UMEM_FILL_RING)")?;
+        setsockopt(r, libc::XDP_UMEM_FILL_RING, &fill_size, "setsockopt(XDP_UMEM_FILL_RING)")?;
         setsockopt(r, libc::XDP_UMEM_COMPLETION_RING, &ring_size, "setsockopt(XDP_UMEM_COMPLETION_RING)")?;
         setsockopt(r, libc::XDP_RX_RING, &ring_size, "setsockopt(XDP_RX_RING)")?;
         setsockopt(r, libc::XDP_TX_RING, &ring_size, "setsockopt(XDP_TX_RING)")?;
@@ -161,7 +169,7 @@ impl XskSocket {
             return Err(("getsockopt(XDP_MMAP_OFFSETS)", io::Error::other("kernel without ring flags (< 5.4)")));
         }
 
-        let fill = map_ring::<u64>(r, &off.fr, ring_size, libc::XDP_UMEM_PGOFF_FILL_RING as i64, "mmap(fill ring)")?;
+        let fill = map_ring::<u64>(r, &off.fr, fill_size, libc::XDP_UMEM_PGOFF_FILL_RING as i64, "mmap(fill ring)")?;
         let comp = map_ring::<u64>(
             r,
             &off.cr,
