@@ -383,8 +383,14 @@ fn inner_af_xdp_port() {
         std::thread::sleep(Duration::from_millis(1));
     }
 
+    // to_host: counted and recycled (docs/AF_XDP.md).
+    let mut host = vec![got.pop().expect("frames left")];
+    q.to_host(&mut host);
+    assert!(host.is_empty());
+
     let s = q.stats();
     println!("port stats: {s:?}");
+    assert_eq!(s.host_packets, 1);
     assert_eq!(s.tx_packets, 1);
     assert_eq!(s.rx_packets, expect.len() as u64);
     q.free(&mut got);
