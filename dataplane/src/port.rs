@@ -9,6 +9,8 @@
 
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
+#[cfg(feature = "af_xdp")]
+pub mod af_xdp;
 pub mod memory;
 pub mod pcap;
 
