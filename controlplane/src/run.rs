@@ -16,7 +16,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use common::config::{Config, Forwarding, IoDriver};
 use common::snapshot::Snapshot;
 use dataplane::pipeline::Pipeline;
-use dataplane::port::{PacketBuf, Port, PortStats};
+use dataplane::port::{Port, PortStats};
 use dataplane::worker::{Worker, WorkerStats, handoff_mesh};
 
 use crate::publish::Publisher;
