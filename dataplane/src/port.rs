@@ -7,6 +7,8 @@
 //! `rte_pktmbuf_prepend` does for a DPDK mbuf or an offset does for an AF_XDP frame.
 //! No per-packet allocation: buffers come from pools sized at start.
 
+#[cfg(target_os = "linux")]
+pub mod af_packet;
 pub mod memory;
 
 /// Packets per burst, as in DPDK's l3fwd and VPP's frame size for small vectors.

@@ -1,1 +1,3 @@
 //! Shared helpers for l4lb's integration tests.
+
+pub mod netns;
