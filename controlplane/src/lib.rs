@@ -1,3 +1,4 @@
 //! `controlplane`: the `l4lb` binary's library: commands, config loading,
 //! snapshot publication, replay and traffic generation drivers.
 pub mod cli;
+pub mod live_gen;
