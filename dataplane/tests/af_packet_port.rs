@@ -177,6 +177,11 @@ fn start_up_errors_are_one_clear_line() {
     assert!(matches!(AfPacketPort::open("lo", 1, 1), Err(AfPacketError::BadRingSize(1))));
     let long = "x".repeat(40);
     assert!(matches!(AfPacketPort::open(&long, 1, 2048), Err(AfPacketError::NoSuchInterface(_))));
+    if !netns::is_root() {
+        let e = AfPacketPort::open("lo", 1, 2048).err().expect("packet sockets need CAP_NET_RAW");
+        assert!(matches!(e, AfPacketError::PermissionDenied(_)), "{e:?}");
+        assert!(e.to_string().contains("run as root or with CAP_NET_RAW"), "{e}");
+    }
 }
 
 #[test]
