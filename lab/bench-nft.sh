@@ -8,7 +8,8 @@
 # `--balancer afpacket` replaces nftables by the minimal AF_PACKET forwarder of the
 # live_gen example (rewrite the destination, send back out): what the AF_PACKET port
 # itself costs on the same path (not l4lb's pipeline; that comparison comes with
-# `l4lb run`).
+# `l4lb run`). FWD_ARGS=--sleep-when-idle makes it sleep in poll(2) when idle instead
+# of busy-polling.
 #
 # 1. brings the lab up in dnat mode with the nftables balancer (lab/lab.sh);
 # 2. writes a capture of 64-byte TCP ACK frames of N flows from 172.16.0.100-199 to
@@ -59,7 +60,7 @@ log "lab up (dnat, balancer $BALANCER)"
 fwd_pid=""
 if [[ $BALANCER == afpacket ]]; then
     nsx l4lb-lb "$GEN" forward --interface eth0 --vip 198.51.100.10 --backends 10.1.0.11,10.1.0.12,10.1.0.13 \
-        --src-mac 02:00:00:00:00:01 --dst-mac 02:00:00:00:00:fe --duration $((DURATION + 4)) \
+        --src-mac 02:00:00:00:00:01 --dst-mac 02:00:00:00:00:fe --duration $((DURATION + 4)) ${FWD_ARGS:-} \
         >"$RUN_DIR/forward.out" 2>&1 &
     fwd_pid=$!
     sleep 0.5

@@ -157,6 +157,25 @@ EOF
         net.ipv4.conf.all.send_redirects=0 net.ipv4.conf.eth0.send_redirects=0
 }
 
+# AF_PACKET only copies frames: the LB's kernel would process every VIP packet (and
+# every DNAT reply) too, just to drop it. A netdev ingress rule drops them after the
+# packet sockets took their copy (taps run before ingress hooks) and before the IP
+# stack: the kernel cannot answer VIP traffic even if misconfigured, and does no work
+# for it. The same traffic AF_XDP's program steals.
+nft_afpacket_ingress() {
+    nsx "$NS_LB" nft -f - <<EOF
+table netdev l4lb_afpacket {
+    chain ingress {
+        type filter hook ingress device "eth0" priority -500; policy accept;
+        ip daddr $VIP4 drop
+        ip6 daddr $VIP6 drop
+        ip saddr 10.1.0.0/24 tcp sport $VIP_PORT drop
+        ip6 saddr fd00:2::/64 tcp sport $VIP_PORT drop
+    }
+}
+EOF
+}
+
 cmd_up() {
     local mode=dnat driver=af_packet balancer=auto
     while (($#)); do
@@ -277,6 +296,10 @@ cmd_up() {
     for i in 0 1 2; do start_backend_http "$i"; done
     write_config "$mode" "$driver"
 
+    if [[ $driver == af_packet && $balancer != nft ]]; then
+        nft_afpacket_ingress
+        log "netdev ingress rule in $NS_LB: the kernel drops VIP traffic after AF_PACKET copied it"
+    fi
     case $balancer in
         l4lb)
             local bin; bin=$(l4lb_bin)
@@ -288,7 +311,10 @@ cmd_up() {
             nft_dnat
             log "balancing with nftables DNAT (numgen inc mod 3) in $NS_LB: the kernel, not l4lb"
             ;;
-        none) log "no balancer started (l4lb run unavailable; nftables cannot do $mode)" ;;
+        none)
+            if [[ $mode == dnat ]]; then log "no balancer started (--balancer none)"
+            else log "no balancer started (l4lb run unavailable; nftables cannot do $mode)"; fi
+            ;;
         *) die "unknown balancer $balancer" ;;
     esac
     wait_http
@@ -340,7 +366,8 @@ cmd_status() {
         echo "$addrs"
     done
     if [[ -e /run/netns/$NS_LB ]]; then
-        nsx "$NS_LB" nft list ruleset 2>/dev/null | grep -q l4lb_lab && echo "  nftables DNAT active in $NS_LB"
+        nsx "$NS_LB" nft list ruleset 2>/dev/null | grep -q 'ip l4lb_lab' && echo "  nftables DNAT active in $NS_LB"
+        nsx "$NS_LB" nft list ruleset 2>/dev/null | grep -q l4lb_afpacket && echo "  AF_PACKET ingress drop rule active in $NS_LB"
     fi
 }
 

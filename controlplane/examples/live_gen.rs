@@ -71,6 +71,9 @@ enum Cmd {
         /// Seconds.
         #[arg(long)]
         duration: f64,
+        /// Sleep in poll(2) after 200 empty polls instead of busy-polling.
+        #[arg(long)]
+        sleep_when_idle: bool,
     },
     /// Write a capture of 64-byte TCP ACK frames (many flows) toward one address.
     Synth {
@@ -128,9 +131,15 @@ fn main() {
                 );
             })
             .map_err(|e| e.to_string()),
-        Cmd::Forward { interface, vip, backends, src_mac, dst_mac, duration } => {
-            forward(&interface, vip, &backends, &src_mac, &dst_mac, Duration::from_secs_f64(duration))
-        }
+        Cmd::Forward { interface, vip, backends, src_mac, dst_mac, duration, sleep_when_idle } => forward(
+            &interface,
+            vip,
+            &backends,
+            &src_mac,
+            &dst_mac,
+            Duration::from_secs_f64(duration),
+            sleep_when_idle,
+        ),
         Cmd::Synth { output, src_mac, dst_mac, src_base, sources, dst, dport, flows, size } => {
             synth(&output, &src_mac, &dst_mac, src_base, sources, dst, dport, flows, size)
         }
@@ -231,6 +240,7 @@ fn forward(
     src_mac: &str,
     dst_mac: &str,
     duration: Duration,
+    sleep_when_idle: bool,
 ) -> Result<(), String> {
     use dataplane::port::af_packet::AfPacketPort;
     use dataplane::port::{BURST, PacketBuf, Port};
@@ -248,11 +258,20 @@ fn forward(
     // Time spent on non-empty bursts (receive, rewrite, transmit): the forwarder's
     // capacity is about packets / busy time.
     let mut busy = Duration::ZERO;
+    let mut idle = 0u32;
     while start.elapsed() < duration {
         if q.rx_burst(&mut rx, BURST) == 0 {
-            std::hint::spin_loop();
+            // Busy-poll (as l4lb's workers do), or with --sleep-when-idle spin a
+            // little, then sleep in poll(2).
+            idle += 1;
+            if sleep_when_idle && idle > 200 {
+                q.wait_readable(Duration::from_millis(1));
+            } else {
+                std::hint::spin_loop();
+            }
             continue;
         }
+        idle = 0;
         let now = std::time::Instant::now();
         first.get_or_insert(now);
         last = now;

@@ -270,10 +270,10 @@ pub fn count_for(q: &mut AfPacketQueue, duration: Duration) -> SinkReport {
     while start.elapsed() < duration {
         let n = q.rx_burst(&mut bufs, BURST);
         if n == 0 {
-            // Busy-poll while traffic flows; back off a little when it does not.
+            // Busy-poll while traffic flows; sleep in poll(2) when it does not.
             idle = idle.saturating_add(1);
             if idle > 1000 {
-                std::thread::sleep(Duration::from_micros(50));
+                q.wait_readable(Duration::from_millis(1));
             }
             continue;
         }

@@ -464,3 +464,24 @@ fn with_the_defrag_flag_the_kernel_hands_over_whole_datagrams_instead() {
     assert_eq!(u16::from_be_bytes([d[16], d[17]]) as usize, 20 + body.len());
     assert_eq!(&d[34..34 + body.len()], &body[..]);
 }
+
+#[test]
+fn wait_readable_sleeps_on_an_idle_link_and_wakes_for_traffic() {
+    let Some(w) = wire() else { return };
+    let mut lb = w.open_lb(1, AfPacketOptions::default()).remove(0);
+    let _ = collect(&mut lb, usize::MAX, Duration::from_millis(50), |_| true);
+    let t = Instant::now();
+    assert!(!lb.wait_readable(Duration::from_millis(100)), "idle link");
+    assert!(t.elapsed() >= Duration::from_millis(90), "it slept: {:?}", t.elapsed());
+    let mut peer = w.open_peer(Direction::Tx);
+    let sender = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        send(&mut peer, &[test_frame(MAC_A, MAC_B, 1, 100)]);
+        peer
+    });
+    let t = Instant::now();
+    assert!(lb.wait_readable(Duration::from_secs(3)), "woken by the frame");
+    assert!(t.elapsed() < Duration::from_secs(1), "woken late: {:?}", t.elapsed());
+    let _peer = sender.join().unwrap();
+    assert_eq!(collect(&mut lb, 1, Duration::from_secs(1), is_test).len(), 1);
+}

@@ -368,6 +368,20 @@ impl AfPacketQueue {
         }
     }
 
+    /// Sleep until the kernel has a filled RX block for this queue or `timeout`
+    /// passes (`poll(2)`); true when there may be frames. For workers that should not
+    /// busy-poll an idle link (a shared machine, a lab): call it after an empty
+    /// `rx_burst`, never per packet. A block the worker still holds can make it
+    /// return true early; `rx_burst` is the authority.
+    pub fn wait_readable(&self, timeout: std::time::Duration) -> bool {
+        if self.rx.is_none() {
+            std::thread::sleep(timeout);
+            return false;
+        }
+        let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+        sys::poll_readable(&self.fd, ms).unwrap_or(false)
+    }
+
     /// TX slots the kernel has not sent yet.
     pub fn tx_in_flight(&self) -> usize {
         self.tx.as_ref().map_or(0, TxRing::in_flight)

@@ -113,6 +113,18 @@ pub(super) fn kick_tx(fd: &OwnedFd) -> io::Result<()> {
     if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
 }
 
+/// Wait until the socket is readable (a filled RX block) or `timeout_ms` passes.
+pub(super) fn poll_readable(fd: &OwnedFd, timeout_ms: i32) -> io::Result<bool> {
+    let mut p = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    // SAFETY: one valid pollfd, count 1, alive across the call.
+    let rc = unsafe { libc::poll(&mut p, 1, timeout_ms) };
+    if rc < 0 {
+        let e = io::Error::last_os_error();
+        return if e.kind() == io::ErrorKind::Interrupted { Ok(false) } else { Err(e) };
+    }
+    Ok(rc > 0 && p.revents & libc::POLLIN != 0)
+}
+
 /// A shared mapping of a packet socket's rings, unmapped on drop.
 pub(super) struct Mmap {
     ptr: NonNull<u8>,
