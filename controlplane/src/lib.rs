@@ -8,3 +8,4 @@ pub mod publish;
 pub mod replay;
 pub mod stats;
 pub mod run;
+pub mod live_gen;

@@ -11,6 +11,8 @@
 pub mod dpdk;
 #[cfg(feature = "af_xdp")]
 pub mod af_xdp;
+#[cfg(target_os = "linux")]
+pub mod af_packet;
 pub mod memory;
 pub mod pcap;
 

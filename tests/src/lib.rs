@@ -3,3 +3,4 @@
 
 pub mod builder;
 pub mod captures;
+pub mod netns;
