@@ -147,6 +147,8 @@ pub struct IoConfig {
 pub struct DpdkConfig {
     pub eal_args: Vec<String>,
     pub port: u16,
+    /// Port to transmit on, when it is not `port` (e.g. read a `net_pcap` vdev, send to `net_null`).
+    pub tx_port: Option<u16>,
     pub mbufs: u32,
 }
 

@@ -59,8 +59,7 @@ fn run_af_xdp(cfg: Config, path: &Path) -> Result<RunStats> {
         },
         ring_size: io.ring_size,
     };
-    let (port, queues) =
-        AfXdpPort::open(&iface, cfg.dataplane.workers as u32, opts).map_err(|e| anyhow!("{e}"))?;
+    let (port, queues) = AfXdpPort::open(&iface, cfg.dataplane.workers as u32, opts).map_err(|e| anyhow!("{e}"))?;
     tracing::info!(interface = %iface, mode = %port.mode(), "AF_XDP attached");
     let port = Mutex::new(port);
     let update = |snap: &Snapshot| {
@@ -96,8 +95,7 @@ fn run_dpdk(cfg: Config, path: &Path) -> Result<RunStats> {
     let mut port = DpdkPort::configure(&eal, d.port, pcfg).map_err(|e| anyhow!("DPDK port {}: {e}", d.port))?;
     let queues = match d.tx_port {
         Some(tx) if tx != d.port => {
-            let mut txp =
-                DpdkPort::configure(&eal, tx, pcfg).map_err(|e| anyhow!("DPDK port {tx}: {e}"))?;
+            let mut txp = DpdkPort::configure(&eal, tx, pcfg).map_err(|e| anyhow!("DPDK port {tx}: {e}"))?;
             port.take_queues_to(&mut txp).map_err(|e| anyhow!("{e}"))?
         }
         _ => port.take_queues().map_err(|e| anyhow!("{e}"))?,

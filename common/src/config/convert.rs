@@ -344,5 +344,9 @@ fn dpdk(r: &RawDpdk, e: &mut Errors) -> Option<DpdkConfig> {
     let p = "io.dpdk";
     let port = opt_int(e, p, "port", r.port, 0u16, 0, 65535);
     let mbufs = opt_int(e, p, "mbufs", r.mbufs, defaults::DPDK_MBUFS, 1, i64::from(u32::MAX));
-    Some(DpdkConfig { eal_args: r.eal_args.clone().unwrap_or_default(), port: port?, mbufs: mbufs? })
+    let tx_port = match r.tx_port {
+        Some(t) => Some(opt_int(e, p, "tx_port", Some(t), 0u16, 0, 65535)?),
+        None => None,
+    };
+    Some(DpdkConfig { eal_args: r.eal_args.clone().unwrap_or_default(), port: port?, tx_port, mbufs: mbufs? })
 }

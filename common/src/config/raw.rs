@@ -75,5 +75,6 @@ pub struct RawIo {
 pub struct RawDpdk {
     pub eal_args: Option<Vec<String>>,
     pub port: Option<i64>,
+    pub tx_port: Option<i64>,
     pub mbufs: Option<i64>,
 }

@@ -340,7 +340,7 @@ fn io_rules() {
     let dpdk = format!("{base}\n[io]\ndriver = \"dpdk\"\n[io.dpdk]\neal_args = [\"--no-pci\"]\n");
     let d = Config::from_toml_str(&dpdk).unwrap().io.unwrap();
     assert_eq!(d.ring_size, 2048);
-    assert_eq!(d.dpdk, Some(DpdkConfig { eal_args: vec!["--no-pci".into()], port: 0, mbufs: 8191 }));
+    assert_eq!(d.dpdk, Some(DpdkConfig { eal_args: vec!["--no-pci".into()], port: 0, tx_port: None, mbufs: 8191 }));
     assert_error(&format!("{base}\n[io]\ninterface = \"eth0\"\n"), "io: driver: missing");
     assert_error(&format!("{base}\n[io]\ndriver = \"af_packet\"\n"), "io: interface: missing");
     assert_error(&format!("{base}\n[io]\ndriver = \"dpdk\"\n"), "io.dpdk: missing table [io.dpdk]");

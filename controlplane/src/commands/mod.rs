@@ -3,5 +3,5 @@
 pub mod check;
 pub mod r#gen;
 pub mod replay;
-pub mod table;
 pub mod run;
+pub mod table;

@@ -121,11 +121,13 @@ pub fn echo_reply<B: PacketBuf>(buf: &mut B, p: &Parsed, node: &NodeInfo) {
         data[l3 + 8] = 64;
         let mut ip = ipv4::Ipv4Packet::new_unchecked(&mut data[l3..]);
         ip.fill_checksum();
-        let old = u16::from_be_bytes([data[l4], data[l4 + 1]]);
+        // Recomputed rather than updated: an incremental update cannot produce 0xffff,
+        // which an all-zero echo message needs (found by Katran's fixtures).
         data[l4] = icmpv4::ECHO_REPLY;
-        let new = u16::from_be_bytes([data[l4], data[l4 + 1]]);
-        let c = u16::from_be_bytes([data[l4 + 2], data[l4 + 3]]);
-        let c = checksum::update_u16(c, old, new);
+        data[l4 + 2] = 0;
+        data[l4 + 3] = 0;
+        let end = l3 + p.ip_len;
+        let c = checksum::checksum(&data[l4..end]);
         data[l4 + 2..l4 + 4].copy_from_slice(&c.to_be_bytes());
     } else {
         let mut a = [0u8; 16];
@@ -133,12 +135,15 @@ pub fn echo_reply<B: PacketBuf>(buf: &mut B, p: &Parsed, node: &NodeInfo) {
         data.copy_within(l3 + 24..l3 + 40, l3 + 8);
         data[l3 + 24..l3 + 40].copy_from_slice(&a);
         data[l3 + 7] = 64;
-        // The pseudo-header sum is unchanged by swapping the addresses.
-        let old = u16::from_be_bytes([data[l4], data[l4 + 1]]);
         data[l4] = icmpv6::ECHO_REPLY;
-        let new = u16::from_be_bytes([data[l4], data[l4 + 1]]);
-        let c = u16::from_be_bytes([data[l4 + 2], data[l4 + 3]]);
-        let c = checksum::update_u16(c, old, new);
+        data[l4 + 2] = 0;
+        data[l4 + 3] = 0;
+        let end = l3 + p.ip_len;
+        let mut s = [0u8; 16];
+        let mut d = [0u8; 16];
+        s.copy_from_slice(&data[l3 + 8..l3 + 24]);
+        d.copy_from_slice(&data[l3 + 24..l3 + 40]);
+        let c = checksum::l4_checksum_v6(s, d, proto::ICMPV6, &data[l4..end]);
         data[l4 + 2..l4 + 4].copy_from_slice(&c.to_be_bytes());
     }
     set_l2(data, node);
