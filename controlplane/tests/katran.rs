@@ -603,6 +603,15 @@ fn katran_base_fixtures_agree_case_by_case() {
             r.push_str(&format!(", same real as case {}", v[0].0));
         }
     }
+    println!("Katran base fixtures vs l4lb replay (IPIP), {} cases:", cases.len());
+    println!("{:>3}  {:<6} {:<6} {:<40} description / status", "#", "Katran", "l4lb", "checks");
+    for (i, k, l, status, desc, note) in &rows {
+        println!("{i:>3}  {:<6} {:<6} {:<40} {desc}", format!("{k:?}"), format!("{l:?}"), note);
+        println!("{:>60}{status}", "");
+    }
+    println!("compared {compared} (of which {differs} design differences asserted), skipped {skipped}");
+    assert!(failures.is_empty(), "divergences from Katran:\n{}", failures.join("\n"));
+
     // ICMP routing is really checked: every compared ICMP error shares its flow with
     // an earlier compared packet.
     for (i, c) in cases.iter().enumerate() {
@@ -616,15 +625,6 @@ fn katran_base_fixtures_agree_case_by_case() {
             );
         }
     }
-
-    println!("Katran base fixtures vs l4lb replay (IPIP), {} cases:", cases.len());
-    println!("{:>3}  {:<6} {:<6} {:<40} description / status", "#", "Katran", "l4lb", "checks");
-    for (i, k, l, status, desc, note) in &rows {
-        println!("{i:>3}  {:<6} {:<6} {:<40} {desc}", format!("{k:?}"), format!("{l:?}"), note);
-        println!("{:>60}{status}", "");
-    }
-    println!("compared {compared} (of which {differs} design differences asserted), skipped {skipped}");
-    assert!(failures.is_empty(), "divergences from Katran:\n{}", failures.join("\n"));
     assert_eq!(compared + skipped, cases.len());
     assert!(compared * 4 >= cases.len() * 3, "only {compared} of {} cases compared", cases.len());
     // Katran's DROP of the 1515-byte UDP packet: l4lb drops it as too big (no DF, no answer due).
