@@ -280,6 +280,8 @@ fn glb_vectors_are_encapsulated_to_a_backend_with_the_inner_packet_intact() {
     for v in by_client.values().filter(|v| v.iter().any(|x| x.2)) {
         assert!(v.iter().any(|x| !x.2), "an ICMP error without a TCP packet of its flow: {v:?}");
     }
+    // Kept on failure for inspection.
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// GLB's own pcap test: 1000 identical SYNs to 1.1.1.1:80; upstream expects 1000
@@ -310,4 +312,5 @@ fn glb_1k_identical_syns_all_go_to_one_backend() {
         assert_eq!((proto, dst), (47, first));
         assert_eq!(&outer[hl + 4..], ip_of(i).5);
     }
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -629,4 +629,6 @@ fn katran_base_fixtures_agree_case_by_case() {
     assert!(compared * 4 >= cases.len() * 3, "only {compared} of {} cases compared", cases.len());
     // Katran's DROP of the 1515-byte UDP packet: l4lb drops it as too big (no DF, no answer due).
     assert_eq!(stats["drops"]["too_big"], 1);
+    // Kept on failure for inspection.
+    let _ = std::fs::remove_dir_all(&dir);
 }
