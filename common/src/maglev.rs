@@ -157,11 +157,60 @@ struct Candidate {
     /// Next position of this backend's permutation to try.
     pos: u32,
     skip: u32,
+    /// `skip^-1 mod M`, computed when the tail phase starts.
+    inv_skip: u32,
     weight: u64,
     /// Claims are allowed while `round * weight >= credit`.
     credit: u64,
 }
 
+/// `x mod m` for `x < 2^48`, `m < 2^24`, by Barrett reduction (`r = floor(2^64 / m)`):
+/// a multiply instead of a division.
+#[inline(always)]
+fn barrett(x: u64, m: u64, r: u64) -> u64 {
+    let q = ((u128::from(x) * u128::from(r)) >> 64) as u64;
+    let rem = x - q * m;
+    if rem >= m { rem - m } else { rem }
+}
+
+/// `b^e mod m` (for the inverse of a skip: `skip^(m-2)`, m prime).
+fn pow_mod(mut b: u64, mut e: u64, m: u64) -> u64 {
+    let mut acc = 1u64;
+    b %= m;
+    while e > 0 {
+        if e & 1 == 1 {
+            acc = acc * b % m;
+        }
+        b = b * b % m;
+        e >>= 1;
+    }
+    acc
+}
+
+/// Walk a permutation from `pos` by `skip` (mod `m`) to the first entry not yet
+/// taken, and take it. The step is written so that the loop-carried dependency is one
+/// compare and one conditional move (`pos >= m - skip` is known as soon as `pos` is).
+#[inline(never)]
+fn claim_next_free(taken: &mut [u64], mut pos: u32, skip: u32, m: u32) -> u32 {
+    let back = m - skip;
+    loop {
+        let word = (pos >> 6) as usize;
+        let bit = 1u64 << (pos & 63);
+        let Some(w) = taken.get_mut(word) else { return pos };
+        if *w & bit == 0 {
+            *w |= bit;
+            return pos;
+        }
+        pos = if pos >= back { pos - back } else { pos + skip };
+    }
+}
+
+/// The paper's population loop. Most of its cost is the coupon-collector tail: when
+/// few entries are free, a backend probes about `M / free` filled entries per claim.
+/// So once at most `sqrt(M)` entries are free, the next free entry of a backend's
+/// permutation is found by scanning the free list instead: entry `e` comes
+/// `((e - pos) * skip^-1) mod M` steps after `pos`, and the nearest one wins. Both
+/// phases pick exactly the entry the paper's loop picks (tests compare against it).
 fn fill(m: u32, backends: &[MaglevBackend]) -> Vec<u16> {
     let size = m as usize;
     let mut table = vec![EMPTY; size];
@@ -174,12 +223,17 @@ fn fill(m: u32, backends: &[MaglevBackend]) -> Vec<u16> {
         .iter()
         .map(|&i| {
             let (offset, skip) = permutation(backends[i].address, m);
-            Candidate { index: i as u16, pos: offset, skip, weight: u64::from(backends[i].weight), credit: 0 }
+            let weight = u64::from(backends[i].weight);
+            Candidate { index: i as u16, pos: offset, skip, inv_skip: 0, weight, credit: 0 }
         })
         .collect();
     let max_weight = cands.iter().map(|c| c.weight).max().unwrap_or(1);
     let mut taken = vec![0u64; size.div_ceil(64)];
     let mut filled = 0usize;
+    let tail_at = size.isqrt().max(1);
+    let mut free: Vec<u32> = Vec::new();
+    let mut tail = false;
+    let (m64, r) = (u64::from(m), u64::MAX / u64::from(m));
     let mut round = 1u64;
     'rounds: loop {
         for c in cands.iter_mut() {
@@ -187,23 +241,32 @@ fn fill(m: u32, backends: &[MaglevBackend]) -> Vec<u16> {
                 continue;
             }
             c.credit += max_weight;
-            let mut pos = c.pos;
-            while taken[(pos >> 6) as usize] & (1u64 << (pos & 63)) != 0 {
-                pos += c.skip;
-                if pos >= m {
-                    pos -= m;
+            let pos = if tail {
+                if c.inv_skip == 0 {
+                    c.inv_skip = pow_mod(u64::from(c.skip), m64 - 2, m64) as u32;
                 }
-            }
-            taken[(pos >> 6) as usize] |= 1u64 << (pos & 63);
+                let (mut best, mut best_dist) = (0usize, u64::MAX);
+                for (k, &e) in free.iter().enumerate() {
+                    let d = if e >= c.pos { e - c.pos } else { e + m - c.pos };
+                    let dist = barrett(u64::from(d) * u64::from(c.inv_skip), m64, r);
+                    if dist < best_dist {
+                        best_dist = dist;
+                        best = k;
+                    }
+                }
+                free.swap_remove(best)
+            } else {
+                claim_next_free(&mut taken, c.pos, c.skip, m)
+            };
             table[pos as usize] = c.index;
-            pos += c.skip;
-            if pos >= m {
-                pos -= m;
-            }
-            c.pos = pos;
+            c.pos = if pos + c.skip >= m { pos + c.skip - m } else { pos + c.skip };
             filled += 1;
             if filled == size {
                 break 'rounds;
+            }
+            if !tail && size - filled <= tail_at {
+                tail = true;
+                free = (0..m).filter(|&e| taken[(e >> 6) as usize] & (1u64 << (e & 63)) == 0).collect();
             }
         }
         round += 1;
@@ -277,6 +340,21 @@ mod tests {
                 }
             }
             round += 1;
+        }
+    }
+
+    #[test]
+    fn modular_helpers() {
+        for m in [2u64, 13, 251, 65537, u64::from(MAX_TABLE_SIZE)] {
+            let r = u64::MAX / m;
+            for x in [0u64, 1, m - 1, m, m + 1, (m - 1) * (m - 1), 12345 * m + 7] {
+                assert_eq!(barrett(x, m, r), x % m, "{x} mod {m}");
+            }
+            for s in [1u64, 2, m - 1, m / 3 + 1] {
+                if s < m {
+                    assert_eq!(s * pow_mod(s, m - 2, m) % m, 1 % m, "inverse of {s} mod {m}");
+                }
+            }
         }
     }
 
