@@ -102,7 +102,7 @@ impl FlowTimeouts {
 
 /// A key's hash in one table ([`FlowTable::hash`]): valid only for that key and
 /// that table (its seed).
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 pub struct FlowHash(u64);
 
 /// Counters of a table (or of one family's sub-table).

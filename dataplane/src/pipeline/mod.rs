@@ -26,7 +26,7 @@ use common::snapshot::{NO_BACKEND, Snapshot, VipEntry};
 use common::wire::tcp::flags as tcpf;
 
 use crate::counters::{Counter, Counters, DropReason};
-use crate::flow_table::{FlowClass, FlowTable, FlowTimeouts, FlowValue};
+use crate::flow_table::{FlowClass, FlowHash, FlowTable, FlowTimeouts, FlowValue};
 use crate::port::{BURST, PacketBuf};
 use classify::Class;
 use encap::{EncapError, Tunnel};
@@ -179,6 +179,7 @@ impl Pipeline {
     ) {
         let mut parsed = [ParseOutcome::Host; BURST];
         let mut classes = [Class::Host; BURST];
+        let mut hashes = [FlowHash::default(); BURST];
         // Pass 1: parse, classify, and prefetch the flow-table buckets.
         for (i, b) in pkts.iter().enumerate() {
             let data = b.data();
@@ -187,10 +188,9 @@ impl Pipeline {
             parsed[i] = parse::parse(data);
             if let ParseOutcome::Ip(p) = &parsed[i] {
                 classes[i] = classify::classify(p, snap);
-                match classes[i] {
-                    Class::Vip(_) => self.flows.prefetch(&p.key),
-                    Class::DnatReply => self.flows.prefetch(&p.key),
-                    _ => {}
+                if matches!(classes[i], Class::Vip(_) | Class::DnatReply) {
+                    hashes[i] = self.flows.hash(&p.key);
+                    self.flows.prefetch_hashed(&p.key, hashes[i]);
                 }
             }
         }
@@ -200,7 +200,7 @@ impl Pipeline {
             let v = match parsed[i] {
                 ParseOutcome::Drop(r) => Err(r),
                 ParseOutcome::Host => Ok(Verdict::Host),
-                ParseOutcome::Ip(p) => self.act(snap, now_ms(i), b, &p, classes[i]),
+                ParseOutcome::Ip(p) => self.act(snap, now_ms(i), b, &p, classes[i], hashes[i]),
             };
             verdicts[i] = match v {
                 Ok(Verdict::Tx) => {
@@ -230,10 +230,11 @@ impl Pipeline {
         b: &mut B,
         p: &Parsed,
         class: Class,
+        hash: FlowHash,
     ) -> Result<Verdict, DropReason> {
         match class {
-            Class::Vip(vip) => self.forward_to_vip(snap, now_ms, b, p, vip),
-            Class::DnatReply => self.dnat_reply(snap, now_ms, b, p),
+            Class::Vip(vip) => self.forward_to_vip(snap, now_ms, b, p, vip, hash),
+            Class::DnatReply => self.dnat_reply(snap, now_ms, b, p, hash),
             Class::IcmpToVip => self.icmp_to_vip(snap, now_ms, b, p),
             Class::VipFragment(vip) => self.fragment_to_vip(snap, b, p, vip),
             Class::DnatReplyFragment(vip) => self.dnat_reply_fragment(snap, b, p, vip),
@@ -250,10 +251,11 @@ impl Pipeline {
         b: &mut B,
         p: &Parsed,
         vip_id: u16,
+        hash: FlowHash,
     ) -> Result<Verdict, DropReason> {
         let vip = &snap.vips[usize::from(vip_id)];
         let len = b.len();
-        let slot = self.backend_for(vip, &p.key, p, now_ms);
+        let slot = self.backend_for(vip, p, hash, now_ms);
         if slot == NO_BACKEND {
             self.counters.vip_only(vip_id, len);
             return Err(DropReason::NoBackend);
@@ -279,8 +281,9 @@ impl Pipeline {
     /// The backend slot of a flow: the flow table's, unless that backend went
     /// down or was removed; otherwise Maglev's choice, remembered.
     #[inline]
-    fn backend_for(&mut self, vip: &VipEntry, key: &FlowKey, p: &Parsed, now_ms: u32) -> u16 {
-        if let Some(v) = self.flows.lookup(key, now_ms) {
+    fn backend_for(&mut self, vip: &VipEntry, p: &Parsed, hash: FlowHash, now_ms: u32) -> u16 {
+        let key = &p.key;
+        if let Some(v) = self.flows.lookup_hashed(key, hash, now_ms) {
             v.class = next_class(v.class, p);
             if select::keeps_flows(vip, v.target) {
                 return v.target;
@@ -294,7 +297,7 @@ impl Pipeline {
         }
         let slot = select::pick(vip, key);
         if slot != NO_BACKEND {
-            self.flows.insert(key, FlowValue { target: slot, class: class_of(p), reverse: false }, now_ms);
+            self.flows.insert_hashed(key, hash, FlowValue { target: slot, class: class_of(p), reverse: false }, now_ms);
         }
         slot
     }
@@ -351,8 +354,9 @@ impl Pipeline {
         now_ms: u32,
         b: &mut B,
         p: &Parsed,
+        hash: FlowHash,
     ) -> Result<Verdict, DropReason> {
-        let vip_id = match self.flows.lookup(&p.key, now_ms) {
+        let vip_id = match self.flows.lookup_hashed(&p.key, hash, now_ms) {
             Some(v) if v.reverse => {
                 v.class = next_class(v.class, p);
                 v.target
