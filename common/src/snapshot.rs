@@ -249,12 +249,15 @@ impl Snapshot {
     /// The id of the DNAT VIP whose backend `src:src_port` is (validation makes it unique).
     #[inline]
     pub fn dnat_vip_v4(&self, src: [u8; 4], src_port: u16, proto: u8) -> Option<u16> {
-        self.lookup.dnat_v4.get(&key_v4(src, src_port, proto)).copied()
+        // Exact endpoint first, then a backend of a port-0 VIP (port 0: any port).
+        let m = &self.lookup.dnat_v4;
+        m.get(&key_v4(src, src_port, proto)).or_else(|| m.get(&key_v4(src, 0, proto))).copied()
     }
 
     #[inline]
     pub fn dnat_vip_v6(&self, src: [u8; 16], src_port: u16, proto: u8) -> Option<u16> {
-        self.lookup.dnat_v6.get(&key_v6(src, src_port, proto)).copied()
+        let m = &self.lookup.dnat_v6;
+        m.get(&key_v6(src, src_port, proto)).or_else(|| m.get(&key_v6(src, 0, proto))).copied()
     }
 }
 
