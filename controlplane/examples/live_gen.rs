@@ -131,15 +131,9 @@ fn main() {
                 );
             })
             .map_err(|e| e.to_string()),
-        Cmd::Forward { interface, vip, backends, src_mac, dst_mac, duration, sleep_when_idle } => forward(
-            &interface,
-            vip,
-            &backends,
-            &src_mac,
-            &dst_mac,
-            Duration::from_secs_f64(duration),
-            sleep_when_idle,
-        ),
+        Cmd::Forward { interface, vip, backends, src_mac, dst_mac, duration, sleep_when_idle } => {
+            forward(&interface, vip, &backends, &src_mac, &dst_mac, Duration::from_secs_f64(duration), sleep_when_idle)
+        }
         Cmd::Synth { output, src_mac, dst_mac, src_base, sources, dst, dport, flows, size } => {
             synth(&output, &src_mac, &dst_mac, src_base, sources, dst, dport, flows, size)
         }
