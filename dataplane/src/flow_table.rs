@@ -1,1 +1,342 @@
-//! (being written)
+//! The per-worker flow (connection) table.
+//!
+//! One table per worker, so no locks and no atomics. Memory is allocated once, in
+//! [`FlowTable::new`]; nothing on the packet path allocates. Each address family
+//! has its own sub-table of set-associative buckets laid out in whole cache lines
+//! (see `docs/FLOW_TABLE.md`):
+//!
+//! | family | bucket | ways | bytes per entry | budget per flow at capacity |
+//! |--------|--------|------|-----------------|-----------------------------|
+//! | IPv4   | 128 B (one aligned line pair) | 6 | 21.3 | 31.5 B (1.48 slots per flow) |
+//! | IPv6   | 192 B (three adjacent lines)  | 4 | 48   | 63 B (1.31 slots per flow)   |
+//!
+//! A multiply-fold hash of the key picks the bucket with fastrange (`hash * n >>
+//! 64`), so the bucket count need not be a power of two and memory tracks the
+//! capacity. A lookup reads one bucket; [`FlowTable::prefetch`] starts loading it.
+//!
+//! Entries expire by class ([`FlowClass`]) after [`FlowTimeouts`] of idleness; time
+//! is u32 milliseconds that may wrap. An expired entry is a miss, reclaimed when
+//! touched (or by [`FlowTable::expire_all`] / [`FlowTable::expire_some`]). A new key
+//! whose bucket is full takes an expired way if any, else evicts a transitory flow
+//! before an established or UDP one, and the longest idle among equals.
+
+mod bucket;
+mod sub_table;
+#[cfg(test)]
+mod tests;
+
+use common::flow::FlowKey;
+
+use bucket::{Bucket, Bucket4, Bucket6};
+use sub_table::SubTable;
+
+/// Bytes per flow, times 256, that each family's sub-table is sized with.
+const V4_BUDGET_X256: usize = 63 * 128; // 31.5 bytes per IPv4 flow
+const V6_BUDGET_X256: usize = 63 * 256; // 63 bytes per IPv6 flow
+
+/// Default hash seed: fixed, so that replays are reproducible.
+const DEFAULT_SEED: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// What kind of flow an entry is, which sets its idle timeout and its eviction rank.
+#[repr(u8)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum FlowClass {
+    /// A TCP flow that has only shown a SYN, or has shown a FIN or RST: short
+    /// timeout, evicted first.
+    Transitory = 0,
+    /// A TCP flow past its handshake.
+    Established = 1,
+    /// A UDP flow.
+    Udp = 2,
+}
+
+impl FlowClass {
+    /// The class a TCP segment with these flags (`common::wire::tcp::flags` bits)
+    /// puts its flow in: FIN or RST, or SYN without ACK, is transitory; anything
+    /// else is established.
+    #[inline]
+    pub fn from_tcp_flags(flags: u8) -> FlowClass {
+        const FIN: u8 = 0x01;
+        const SYN: u8 = 0x02;
+        const RST: u8 = 0x04;
+        const ACK: u8 = 0x10;
+        if flags & (FIN | RST) != 0 || flags & (SYN | ACK) == SYN {
+            FlowClass::Transitory
+        } else {
+            FlowClass::Established
+        }
+    }
+}
+
+/// What the table remembers about a flow (4 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct FlowValue {
+    /// Backend slot, or VIP id for a reverse (DNAT reply) entry.
+    pub target: u16,
+    pub class: FlowClass,
+    /// A reverse entry: the key is a backend's reply toward a client.
+    pub reverse: bool,
+}
+
+/// Idle timeouts per class, in milliseconds. An entry idle for longer than its
+/// class's timeout is expired.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct FlowTimeouts {
+    pub established_ms: u32,
+    pub transitory_ms: u32,
+    pub udp_ms: u32,
+}
+
+impl FlowTimeouts {
+    /// The timeout of `class`.
+    #[inline(always)]
+    pub fn timeout(&self, class: FlowClass) -> u32 {
+        match class {
+            FlowClass::Transitory => self.transitory_ms,
+            FlowClass::Established => self.established_ms,
+            FlowClass::Udp => self.udp_ms,
+        }
+    }
+}
+
+/// A key's hash in one table ([`FlowTable::hash`]): valid only for that key and
+/// that table (its seed).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct FlowHash(u64);
+
+/// Counters of a table (or of one family's sub-table).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+pub struct FlowTableStats {
+    /// Entries inserted for keys that were not in the table (or only expired).
+    pub created: u64,
+    /// Entries found idle past their timeout and reclaimed.
+    pub expired: u64,
+    /// Live entries pushed out by a new key in a full bucket.
+    pub evicted: u64,
+    /// Live entries now (expired ones not yet reclaimed still count).
+    pub active: u64,
+}
+
+impl std::ops::Add for FlowTableStats {
+    type Output = FlowTableStats;
+    fn add(self, o: FlowTableStats) -> FlowTableStats {
+        FlowTableStats {
+            created: self.created + o.created,
+            expired: self.expired + o.expired,
+            evicted: self.evicted + o.evicted,
+            active: self.active + o.active,
+        }
+    }
+}
+
+/// A per-worker flow table: an IPv4 and an IPv6 sub-table of fixed size.
+pub struct FlowTable {
+    v4: SubTable<Bucket4>,
+    v6: SubTable<Bucket6>,
+    timeouts: FlowTimeouts,
+    seed: u64,
+}
+
+impl FlowTable {
+    /// A table sized for `capacity` IPv4 flows *and* `capacity` IPv6 flows (each
+    /// family has its own sub-table, so any mix of families fits). Allocates and
+    /// writes all its memory now: about 31.5 bytes per IPv4 and 63 per IPv6 flow.
+    pub fn new(capacity: usize, timeouts: FlowTimeouts) -> FlowTable {
+        FlowTable::with_capacities(capacity, capacity, timeouts)
+    }
+
+    /// A table with its own capacity per family (a family given 0 still gets one
+    /// bucket).
+    pub fn with_capacities(v4_capacity: usize, v6_capacity: usize, timeouts: FlowTimeouts) -> FlowTable {
+        FlowTable {
+            v4: SubTable::new(v4_capacity, V4_BUDGET_X256),
+            v6: SubTable::new(v6_capacity, V6_BUDGET_X256),
+            timeouts,
+            seed: DEFAULT_SEED,
+        }
+    }
+
+    /// Use another hash seed (e.g. a random one, so that an outsider cannot aim
+    /// many flows at one bucket). Empties the table: entries placed with the old
+    /// seed could no longer be found. Counters are kept.
+    pub fn with_seed(mut self, seed: u64) -> FlowTable {
+        self.seed = seed;
+        self.v4.clear();
+        self.v6.clear();
+        self
+    }
+
+    /// Change the timeouts (applies to existing entries at their next check).
+    pub fn set_timeouts(&mut self, timeouts: FlowTimeouts) {
+        self.timeouts = timeouts;
+    }
+
+    pub fn timeouts(&self) -> FlowTimeouts {
+        self.timeouts
+    }
+
+    /// The live entry for `key`, its last-seen time set to `now_ms`. An entry
+    /// idle past its timeout is a miss; it is reclaimed and counted as expired.
+    #[inline]
+    pub fn lookup(&mut self, key: &FlowKey, now_ms: u32) -> Option<&mut FlowValue> {
+        self.lookup_hashed(key, self.hash(key), now_ms)
+    }
+
+    /// Insert or replace the entry for `key`, seen at `now_ms`. A new key in a full
+    /// bucket takes an expired way, else evicts (transitory first, then the longest
+    /// idle).
+    #[inline]
+    pub fn insert(&mut self, key: &FlowKey, value: FlowValue, now_ms: u32) {
+        self.insert_hashed(key, self.hash(key), value, now_ms)
+    }
+
+    /// Delete the entry for `key`; `true` if there was one (live or not yet reclaimed).
+    #[inline]
+    pub fn remove(&mut self, key: &FlowKey) -> bool {
+        let h = self.hash(key).0;
+        match key {
+            FlowKey::V4(k) => self.v4.remove(&Bucket4::pack(k), h),
+            FlowKey::V6(k) => self.v6.remove(&Bucket6::pack(k), h),
+        }
+    }
+
+    /// Start loading the bucket of `key` into the cache (no-op off x86-64). Call it
+    /// for a whole burst before looking the keys up.
+    #[inline]
+    pub fn prefetch(&self, key: &FlowKey) {
+        self.prefetch_hashed(key, self.hash(key))
+    }
+
+    /// The table's hash of `key`, for the `_hashed` variants: a packet's key is
+    /// then hashed once for its prefetch, lookup and (on a miss) insert.
+    #[inline]
+    pub fn hash(&self, key: &FlowKey) -> FlowHash {
+        FlowHash(match key {
+            FlowKey::V4(k) => Bucket4::hash(&Bucket4::pack(k), self.seed),
+            FlowKey::V6(k) => Bucket6::hash(&Bucket6::pack(k), self.seed),
+        })
+    }
+
+    /// [`FlowTable::prefetch`] with `hash == self.hash(key)`.
+    #[inline]
+    pub fn prefetch_hashed(&self, key: &FlowKey, hash: FlowHash) {
+        match key {
+            FlowKey::V4(_) => self.v4.prefetch(hash.0),
+            FlowKey::V6(_) => self.v6.prefetch(hash.0),
+        }
+    }
+
+    /// [`FlowTable::lookup`] with `hash == self.hash(key)` (a hash of another key
+    /// or table looks in the wrong bucket: a miss).
+    #[inline]
+    pub fn lookup_hashed(&mut self, key: &FlowKey, hash: FlowHash, now_ms: u32) -> Option<&mut FlowValue> {
+        debug_assert_eq!(hash, self.hash(key));
+        match key {
+            FlowKey::V4(k) => self.v4.lookup(&Bucket4::pack(k), hash.0, now_ms, &self.timeouts),
+            FlowKey::V6(k) => self.v6.lookup(&Bucket6::pack(k), hash.0, now_ms, &self.timeouts),
+        }
+    }
+
+    /// [`FlowTable::insert`] with `hash == self.hash(key)` (a hash of another key
+    /// would file the entry where lookups of `key` do not look).
+    #[inline]
+    pub fn insert_hashed(&mut self, key: &FlowKey, hash: FlowHash, value: FlowValue, now_ms: u32) {
+        debug_assert_eq!(hash, self.hash(key));
+        match key {
+            FlowKey::V4(k) => self.v4.insert(&Bucket4::pack(k), hash.0, value, now_ms, &self.timeouts),
+            FlowKey::V6(k) => self.v6.insert(&Bucket6::pack(k), hash.0, value, now_ms, &self.timeouts),
+        }
+    }
+
+    /// Reclaim every expired entry; returns how many (also counted in `expired`).
+    pub fn expire_all(&mut self, now_ms: u32) -> u64 {
+        self.v4.expire_all(now_ms, &self.timeouts) + self.v6.expire_all(now_ms, &self.timeouts)
+    }
+
+    /// Reclaim the expired entries of the next `buckets` buckets of each family
+    /// (a cursor goes round), for a worker to call when idle; returns how many.
+    pub fn expire_some(&mut self, now_ms: u32, buckets: usize) -> u64 {
+        self.v4.expire_some(now_ms, &self.timeouts, buckets) + self.v6.expire_some(now_ms, &self.timeouts, buckets)
+    }
+
+    /// The live (not expired at `now_ms`) entries, IPv4 first. Not for the packet path.
+    pub fn iter_live(&self, now_ms: u32) -> impl Iterator<Item = (FlowKey, FlowValue)> + '_ {
+        let v4 = self.v4.iter_live(now_ms, &self.timeouts).map(|(k, v)| (FlowKey::V4(k), v));
+        let v6 = self.v6.iter_live(now_ms, &self.timeouts).map(|(k, v)| (FlowKey::V6(k), v));
+        v4.chain(v6)
+    }
+
+    /// Entries held (both families), including expired ones not yet reclaimed.
+    pub fn len(&self) -> usize {
+        self.v4.len() + self.v6.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The capacity given to [`FlowTable::new`]: flows of each family (with
+    /// [`FlowTable::with_capacities`], the larger of the two).
+    pub fn capacity(&self) -> usize {
+        self.v4.capacity().max(self.v6.capacity())
+    }
+
+    pub fn capacity_v4(&self) -> usize {
+        self.v4.capacity()
+    }
+
+    pub fn capacity_v6(&self) -> usize {
+        self.v6.capacity()
+    }
+
+    /// Entry slots of the IPv4 and IPv6 sub-tables (buckets times ways).
+    pub fn slots(&self) -> (usize, usize) {
+        (self.v4.slots(), self.v6.slots())
+    }
+
+    /// Buckets of the IPv4 and IPv6 sub-tables.
+    pub fn buckets(&self) -> (usize, usize) {
+        (self.v4.buckets(), self.v6.buckets())
+    }
+
+    /// All the memory the table holds: the buckets of both families and the struct.
+    pub fn memory_bytes(&self) -> usize {
+        std::mem::size_of::<Self>() + self.v4.memory_bytes() + self.v6.memory_bytes()
+    }
+
+    /// Bytes of the IPv4 buckets.
+    pub fn memory_bytes_v4(&self) -> usize {
+        self.v4.memory_bytes()
+    }
+
+    /// Bytes of the IPv6 buckets.
+    pub fn memory_bytes_v6(&self) -> usize {
+        self.v6.memory_bytes()
+    }
+
+    /// Counters of both families together.
+    pub fn stats(&self) -> FlowTableStats {
+        self.v4.stats() + self.v6.stats()
+    }
+
+    pub fn stats_v4(&self) -> FlowTableStats {
+        self.v4.stats()
+    }
+
+    pub fn stats_v6(&self) -> FlowTableStats {
+        self.v6.stats()
+    }
+}
+
+impl std::fmt::Debug for FlowTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FlowTable")
+            .field("capacity_v4", &self.v4.capacity())
+            .field("capacity_v6", &self.v6.capacity())
+            .field("timeouts", &self.timeouts)
+            .field("stats_v4", &self.v4.stats())
+            .field("stats_v6", &self.v6.stats())
+            .finish()
+    }
+}

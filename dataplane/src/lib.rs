@@ -9,5 +9,10 @@
 //!
 //! Unsafe code is allowed only in the I/O backends under `port/`.
 
+pub mod counters;
 pub mod flow_table;
+pub mod pipeline;
 pub mod port;
+pub mod rss;
+pub mod snapshot_cell;
+pub mod worker;

@@ -7,9 +7,14 @@
 //! `rte_pktmbuf_prepend` does for a DPDK mbuf or an offset does for an AF_XDP frame.
 //! No per-packet allocation: buffers come from pools sized at start.
 
+#[cfg(feature = "dpdk")]
+pub mod dpdk;
+#[cfg(feature = "af_xdp")]
+pub mod af_xdp;
 #[cfg(target_os = "linux")]
 pub mod af_packet;
 pub mod memory;
+pub mod pcap;
 
 /// Packets per burst, as in DPDK's l3fwd and VPP's frame size for small vectors.
 pub const BURST: usize = 32;

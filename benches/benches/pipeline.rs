@@ -1,0 +1,224 @@
+//! Pipeline benchmarks on the in-memory port, one core, 64-byte TCP packets.
+//!
+//! - `established/gre/{1k,1m}`: packets of flows already in the flow table.
+//! - `new_flow/gre`: every packet a flow never seen (Maglev pick + insert, evicting once full).
+//! - `parse/ipv4_tcp_64b`: parse a 64-byte Ethernet/IPv4/TCP frame to a flow key.
+//! - `dnat/handoff_2_workers`: DNAT requests and replies through two workers' poll
+//!   loops, with the handoff rings between them.
+//!
+//! Each iteration resets 32 buffers from a template (what the NIC's DMA would do)
+//! and runs them through the pipeline; criterion's throughput is packets/s.
+
+use std::hint::black_box;
+
+use common::config::Config;
+use common::snapshot::Snapshot;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use dataplane::pipeline::parse::{ParseOutcome, parse};
+use dataplane::pipeline::{Pipeline, Verdict};
+use dataplane::port::memory::{HeapBuf, MemoryPort};
+use dataplane::port::{BURST, PacketBuf};
+use dataplane::snapshot_cell::SnapshotCell;
+use dataplane::worker::{Worker, handoff_mesh};
+
+const CONFIG: &str = r#"
+[node]
+mac = "02:00:00:00:00:01"
+gateway_mac = "02:00:00:00:00:fe"
+ipv4 = "10.0.0.2"
+ipv6 = "fd00::2"
+[dataplane]
+flow_table_capacity = 2000000
+[[vip]]
+name = "web"
+address = "198.51.100.10"
+port = 80
+protocol = "tcp"
+forwarding = "gre"
+"#;
+
+fn config(fwd: &str, backends: usize) -> Config {
+    let mut s = CONFIG.replace("forwarding = \"gre\"", &format!("forwarding = \"{fwd}\""));
+    for i in 0..backends {
+        s.push_str(&format!("[[vip.backend]]\naddress = \"10.1.{}.{}\"\n", i / 250, 1 + i % 250));
+    }
+    Config::from_toml_str(&s).unwrap()
+}
+
+/// A 64-byte Ethernet/IPv4/TCP ACK from 172.16.0.1:1024 to the VIP.
+fn template() -> Vec<u8> {
+    let mut f = vec![0u8; 64];
+    f[0..6].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
+    f[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 0xaa]);
+    f[12..14].copy_from_slice(&[0x08, 0x00]);
+    let ip = &mut f[14..34];
+    ip[0] = 0x45;
+    ip[2..4].copy_from_slice(&46u16.to_be_bytes());
+    ip[6] = 0x40;
+    ip[8] = 64;
+    ip[9] = 6;
+    ip[12..16].copy_from_slice(&[172, 16, 0, 1]);
+    ip[16..20].copy_from_slice(&[198, 51, 100, 10]);
+    let tcp = &mut f[34..54];
+    tcp[0..2].copy_from_slice(&1024u16.to_be_bytes());
+    tcp[2..4].copy_from_slice(&80u16.to_be_bytes());
+    tcp[12] = 5 << 4;
+    tcp[13] = 0x10;
+    f
+}
+
+/// Make `frame` belong to flow `id` (client address and port).
+#[inline]
+fn set_flow(frame: &mut [u8], id: u32) {
+    let a = 0xac10_0000u32 | (id >> 6);
+    frame[26..30].copy_from_slice(&a.to_be_bytes());
+    frame[34..36].copy_from_slice(&(1024 + (id & 63) as u16).to_be_bytes());
+}
+
+/// A fixed pseudo-random permutation walk over `n` flows.
+struct Walk {
+    x: u64,
+    n: u32,
+}
+
+impl Walk {
+    #[inline]
+    fn next(&mut self) -> u32 {
+        self.x = self.x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((self.x >> 33) % u64::from(self.n)) as u32
+    }
+}
+
+fn established(c: &mut Criterion) {
+    let cfg = config("gre", 10);
+    let snap = Snapshot::build(&cfg, None);
+    let tpl = template();
+    let mut g = c.benchmark_group("established");
+    g.throughput(Throughput::Elements(BURST as u64));
+    for (name, flows) in [("gre/1k", 1_000u32), ("gre/1m", 1_000_000)] {
+        let mut pipe = Pipeline::new(0, 1, cfg.dataplane.flow_table_capacity, &snap);
+        let mut bufs: Vec<HeapBuf> = (0..BURST).map(|_| HeapBuf::from_frame(&tpl)).collect();
+        let mut verdicts = [Verdict::Drop; BURST];
+        // Create every flow once.
+        for chunk in (0..flows).collect::<Vec<_>>().chunks(BURST) {
+            for (b, id) in bufs.iter_mut().zip(chunk) {
+                b.set_frame(&tpl);
+                set_flow(b.data_mut(), *id);
+            }
+            let n = chunk.len();
+            pipe.process(&snap, 1, &mut bufs[..n], &mut verdicts[..n]);
+        }
+        let mut walk = Walk { x: 7, n: flows };
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                for buf in bufs.iter_mut() {
+                    buf.set_frame(&tpl);
+                    set_flow(buf.data_mut(), walk.next());
+                }
+                pipe.process(&snap, 2_000_000, &mut bufs, &mut verdicts);
+                black_box(&verdicts);
+            })
+        });
+        assert_eq!(pipe.flows().stats().evicted, 0, "no eviction expected at {flows} flows");
+    }
+    g.finish();
+}
+
+fn new_flow(c: &mut Criterion) {
+    let cfg = config("gre", 10);
+    let snap = Snapshot::build(&cfg, None);
+    let tpl = template();
+    let mut pipe = Pipeline::new(0, 1, 1_000_000, &snap);
+    let mut bufs: Vec<HeapBuf> = (0..BURST).map(|_| HeapBuf::from_frame(&tpl)).collect();
+    let mut verdicts = [Verdict::Drop; BURST];
+    let mut id: u32 = 0;
+    let mut g = c.benchmark_group("new_flow");
+    g.throughput(Throughput::Elements(BURST as u64));
+    g.bench_function("gre", |b| {
+        b.iter(|| {
+            for buf in bufs.iter_mut() {
+                buf.set_frame(&tpl);
+                set_flow(buf.data_mut(), id);
+                id = id.wrapping_add(1);
+            }
+            pipe.process(&snap, 1_000_000, &mut bufs, &mut verdicts);
+            black_box(&verdicts);
+        })
+    });
+    g.finish();
+}
+
+fn parse_bench(c: &mut Criterion) {
+    let tpl = template();
+    let mut g = c.benchmark_group("parse");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("ipv4_tcp_64b", |b| {
+        b.iter(|| match parse(black_box(&tpl)) {
+            ParseOutcome::Ip(p) => black_box(p.key),
+            _ => unreachable!(),
+        })
+    });
+    g.finish();
+}
+
+fn dnat_handoff(c: &mut Criterion) {
+    let cfg = config("dnat", 10);
+    let snap = std::sync::Arc::new(Snapshot::build(&cfg, None));
+    let cell = SnapshotCell::new(snap.clone(), 2);
+    let mut mesh = handoff_mesh::<HeapBuf>(2);
+    let h1 = mesh.pop().unwrap();
+    let h0 = mesh.pop().unwrap();
+    let mk = |i: u16, h| {
+        let mut port = MemoryPort::new();
+        port.keep_tx = false;
+        Worker::new(port, Pipeline::new(i, 2, 100_000, &snap), cell.reader(usize::from(i)), h)
+    };
+    let mut w0 = mk(0, h0);
+    let mut w1 = mk(1, h1);
+    let tpl = template();
+    // Requests from 4096 clients, then each flow's reply (backend -> client): the
+    // reply's backend is found by sending the request once through a scratch pipeline.
+    let flows = 4096u32;
+    let mut scratch = Pipeline::new(0, 1, 100_000, &snap);
+    let mut frames: Vec<Vec<u8>> = Vec::new();
+    for id in 0..flows {
+        let mut f = tpl.clone();
+        set_flow(&mut f, id);
+        let mut b = [HeapBuf::from_frame(&f)];
+        let mut v = [Verdict::Drop];
+        scratch.process(&snap, 1, &mut b, &mut v);
+        let out = b[0].data().to_vec();
+        let mut reply = out.clone();
+        // Swap addresses and ports: backend -> client.
+        reply.copy_within(26..30, 60);
+        reply.copy_within(30..34, 26);
+        reply.copy_within(60..64, 30);
+        let (sp, dp) = ([reply[34], reply[35]], [reply[36], reply[37]]);
+        reply[34..36].copy_from_slice(&dp);
+        reply[36..38].copy_from_slice(&sp);
+        frames.push(f);
+        frames.push(reply);
+    }
+    let mut k = 0usize;
+    let mut g = c.benchmark_group("dnat");
+    g.throughput(Throughput::Elements(BURST as u64));
+    g.bench_function("handoff_2_workers", |b| {
+        b.iter(|| {
+            // Half the burst arrives on each worker, as RSS would spread it.
+            for i in 0..BURST {
+                let mut buf = w0.port.pool.pop().or_else(|| w1.port.pool.pop()).unwrap_or_default();
+                buf.set_frame(&frames[k % frames.len()]);
+                k += 1;
+                if i % 2 == 0 { w0.port.push_rx(buf) } else { w1.port.push_rx(buf) }
+            }
+            w0.poll(1_000_000);
+            w1.poll(1_000_000);
+            w0.poll(1_000_000);
+            w1.poll(1_000_000);
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, parse_bench, established, new_flow, dnat_handoff);
+criterion_main!(benches);

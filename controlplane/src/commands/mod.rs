@@ -1,0 +1,7 @@
+//! One module per `l4lb` subcommand (see `cli.rs`).
+
+pub mod check;
+pub mod r#gen;
+pub mod replay;
+pub mod table;
+pub mod run;

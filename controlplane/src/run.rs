@@ -1,0 +1,308 @@
+//! `l4lb run`: live load balancing on real ports.
+//!
+//! The main thread opens the port named by the config's `[io]` table (AF_XDP,
+//! AF_PACKET or DPDK), starts one worker per queue (pinned to its core when
+//! `io.cores` is given; busy-polling), and becomes the control thread: it reloads
+//! the configuration on SIGHUP (validated whole, published as a new snapshot),
+//! reclaims retired snapshots, logs counters, and on SIGINT/SIGTERM stops the
+//! workers, lets them drain, prints the final counters and returns.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use common::config::{Config, Forwarding, IoDriver};
+use common::snapshot::Snapshot;
+use dataplane::pipeline::Pipeline;
+use dataplane::port::{Port, PortStats};
+use dataplane::worker::{Worker, WorkerStats, handoff_mesh};
+
+use crate::publish::Publisher;
+use crate::stats::{FlowFigures, RunStats};
+
+/// Run until SIGINT/SIGTERM. `path` is re-read on SIGHUP.
+pub fn run(cfg: Config, path: &Path) -> Result<RunStats> {
+    let io = cfg.io.clone().ok_or_else(|| {
+        anyhow!("{}: l4lb run needs an [io] table (driver, interface, ...): see docs/CONFIG.md", path.display())
+    })?;
+    let workers = cfg.dataplane.workers;
+    match io.driver {
+        IoDriver::AfPacket => {
+            let iface = io.interface.clone().ok_or_else(|| anyhow!("io.interface is required for af_packet"))?;
+            let queues = dataplane::port::af_packet::AfPacketPort::open(&iface, workers, io.ring_size)
+                .map_err(|e| anyhow!("{e}"))?;
+            tracing::info!(interface = %iface, workers, "AF_PACKET: TPACKET_V3 rings, fanout over {workers} socket(s)");
+            run_workers(cfg, path.to_path_buf(), queues, |_| Ok(()), |_| {})
+        }
+        IoDriver::AfXdp => run_af_xdp(cfg, path),
+        IoDriver::Dpdk => run_dpdk(cfg, path),
+    }
+}
+
+#[cfg(feature = "af_xdp")]
+fn run_af_xdp(cfg: Config, path: &Path) -> Result<RunStats> {
+    use dataplane::port::af_xdp::{AfXdpPort, XdpMode, XdpOptions, ZeroCopy};
+    let io = cfg.io.clone().expect("checked by the caller");
+    let iface = io.interface.clone().ok_or_else(|| anyhow!("io.interface is required for af_xdp"))?;
+    let opts = XdpOptions {
+        mode: match io.xdp_mode {
+            common::config::XdpMode::Auto => XdpMode::Auto,
+            common::config::XdpMode::Native => XdpMode::Native,
+            common::config::XdpMode::Generic => XdpMode::Generic,
+        },
+        zero_copy: match io.zero_copy {
+            common::config::ZeroCopy::Auto => ZeroCopy::Auto,
+            common::config::ZeroCopy::On => ZeroCopy::On,
+            common::config::ZeroCopy::Off => ZeroCopy::Off,
+        },
+        ring_size: io.ring_size,
+    };
+    let (port, queues) =
+        AfXdpPort::open(&iface, cfg.dataplane.workers as u32, opts).map_err(|e| anyhow!("{e}"))?;
+    tracing::info!(interface = %iface, mode = %port.mode(), "AF_XDP attached");
+    let port = Mutex::new(port);
+    let update = |snap: &Snapshot| {
+        let (vips, addrs, dnat) = redirect_sets(snap);
+        if let Ok(mut p) = port.lock() {
+            let r = p.set_vips(&vips).and_then(|_| p.set_vip_addrs(&addrs)).and_then(|_| p.set_dnat_backends(&dnat));
+            if let Err(e) = r {
+                tracing::error!("updating the XDP maps: {e}");
+            }
+        }
+    };
+    let stats = run_workers(cfg, path.to_path_buf(), queues, |_| Ok(()), update)?;
+    drop(port);
+    Ok(stats)
+}
+
+#[cfg(not(feature = "af_xdp"))]
+fn run_af_xdp(_cfg: Config, _path: &Path) -> Result<RunStats> {
+    bail!("this l4lb was built without AF_XDP support (cargo feature \"af_xdp\")")
+}
+
+#[cfg(feature = "dpdk")]
+fn run_dpdk(cfg: Config, path: &Path) -> Result<RunStats> {
+    use dataplane::port::dpdk::{DpdkPort, DpdkPortConfig, Eal};
+    let io = cfg.io.clone().expect("checked by the caller");
+    let d = io.dpdk.clone().ok_or_else(|| anyhow!("io.dpdk is required for the dpdk driver"))?;
+    let eal = Eal::init(&d.eal_args).map_err(|e| anyhow!("DPDK EAL: {e}"))?;
+    let pcfg = DpdkPortConfig {
+        queues: cfg.dataplane.workers as u16,
+        mbufs_per_queue: d.mbufs,
+        ring_size: io.ring_size.min(4096) as u16,
+    };
+    let mut port = DpdkPort::configure(&eal, d.port, pcfg).map_err(|e| anyhow!("DPDK port {}: {e}", d.port))?;
+    let queues = match d.tx_port {
+        Some(tx) if tx != d.port => {
+            let mut txp =
+                DpdkPort::configure(&eal, tx, pcfg).map_err(|e| anyhow!("DPDK port {tx}: {e}"))?;
+            port.take_queues_to(&mut txp).map_err(|e| anyhow!("{e}"))?
+        }
+        _ => port.take_queues().map_err(|e| anyhow!("{e}"))?,
+    };
+    tracing::info!(port = d.port, workers = cfg.dataplane.workers, "DPDK port started");
+    let eal2 = eal.clone();
+    run_workers(
+        cfg,
+        path.to_path_buf(),
+        queues,
+        move |_| eal2.register_thread().map(|g| Box::new(g) as Box<dyn std::any::Any>).map_err(|e| anyhow!("{e}")),
+        |_| {},
+    )
+}
+
+#[cfg(not(feature = "dpdk"))]
+fn run_dpdk(_cfg: Config, _path: &Path) -> Result<RunStats> {
+    bail!("this l4lb was built without DPDK support (cargo feature \"dpdk\")")
+}
+
+/// What the XDP program must redirect: VIPs, VIP addresses (ICMP, fragments),
+/// and DNAT backend endpoints (replies).
+pub fn redirect_sets(
+    snap: &Snapshot,
+) -> (Vec<(std::net::IpAddr, u16, u8)>, Vec<std::net::IpAddr>, Vec<(std::net::IpAddr, u16, u8)>) {
+    let mut vips = Vec::new();
+    let mut addrs = Vec::new();
+    let mut dnat = Vec::new();
+    for v in snap.vips.iter().filter(|v| v.active) {
+        vips.push((v.address, v.port, v.proto_num));
+        if !addrs.contains(&v.address) {
+            addrs.push(v.address);
+        }
+        if v.forwarding == Forwarding::Dnat {
+            for b in &v.backends {
+                dnat.push((b.address, b.port, v.proto_num));
+            }
+        }
+    }
+    (vips, addrs, dnat)
+}
+
+/// Start one pinned worker per queue and run the control loop until a signal.
+/// `thread_init` runs first on each worker thread (e.g. DPDK thread registration;
+/// what it returns lives as long as the thread). `on_snapshot` runs on the control
+/// thread for the first snapshot and every new one.
+pub fn run_workers<P, I, G, U>(
+    cfg: Config,
+    path: PathBuf,
+    queues: Vec<P>,
+    thread_init: I,
+    mut on_snapshot: U,
+) -> Result<RunStats>
+where
+    P: Port + Send + 'static,
+    P::Buf: Send + 'static,
+    I: Fn(usize) -> Result<G> + Send + Sync + Clone + 'static,
+    G: 'static,
+    U: FnMut(&Snapshot),
+{
+    let n = queues.len();
+    if n == 0 {
+        bail!("no queue to run on");
+    }
+    let cores = cfg.io.as_ref().map(|io| io.cores.clone()).unwrap_or_default();
+    let capacity = cfg.dataplane.flow_table_capacity;
+    let mut publisher = Publisher::new(cfg, n);
+    let cell = publisher.cell();
+    on_snapshot(&publisher.snapshot());
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let reload = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing signal handlers")?;
+    }
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&reload)).context("installing SIGHUP")?;
+
+    let mesh = handoff_mesh::<P::Buf>(n);
+    let mut handles = Vec::new();
+    let mut shared: Vec<Arc<Mutex<WorkerStats>>> = Vec::new();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<Arc<Mutex<WorkerStats>>, String>>();
+    for (i, (q, h)) in queues.into_iter().zip(mesh).enumerate() {
+        let snap = publisher.snapshot();
+        let reader = cell.reader(i);
+        let stop = Arc::clone(&stop);
+        let core = cores.get(i).copied();
+        let init = thread_init.clone();
+        let ready = ready_tx.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("l4lb-worker-{i}"))
+            .spawn(move || {
+                if let Some(c) = core
+                    && !core_affinity::set_for_current(core_affinity::CoreId { id: c })
+                {
+                    let _ = ready.send(Err(format!("worker {i}: cannot pin to CPU {c}")));
+                    return;
+                }
+                let _guard = match init(i) {
+                    Ok(g) => g,
+                    Err(e) => {
+                        let _ = ready.send(Err(format!("worker {i}: {e}")));
+                        return;
+                    }
+                };
+                let pipeline = Pipeline::new(i as u16, n as u16, capacity, &snap);
+                drop(snap);
+                let mut w = Worker::new(q, pipeline, reader, h);
+                let _ = ready.send(Ok(w.stats_handle()));
+                w.run(&stop);
+            })
+            .context("spawning a worker thread")?;
+        handles.push(handle);
+    }
+    drop(ready_tx);
+    let mut startup_error = None;
+    for _ in 0..n {
+        match ready_rx.recv() {
+            Ok(Ok(s)) => shared.push(s),
+            Ok(Err(e)) => startup_error = Some(e),
+            Err(_) => startup_error = Some("a worker exited during start-up".into()),
+        }
+    }
+    if let Some(e) = startup_error {
+        stop.store(true, Ordering::Relaxed);
+        for h in handles {
+            let _ = h.join();
+        }
+        bail!("{e}");
+    }
+    tracing::info!(workers = n, "forwarding; SIGHUP reloads {}, SIGINT/SIGTERM stops", path.display());
+
+    let mut last_log = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(50));
+        if reload.swap(false, Ordering::Relaxed) {
+            match Config::load(&path) {
+                Ok(next) => match publisher.replace(next) {
+                    Ok(()) => {
+                        on_snapshot(&publisher.snapshot());
+                        tracing::info!(version = publisher.snapshot().version, "configuration reloaded");
+                    }
+                    Err(e) => tracing::error!("reload refused: {e}"),
+                },
+                Err(errors) => {
+                    for line in errors.lines() {
+                        tracing::error!("reload refused: {line}");
+                    }
+                }
+            }
+        }
+        cell.reclaim();
+        if last_log.elapsed() > Duration::from_secs(10) {
+            last_log = Instant::now();
+            let s = collect(&shared);
+            tracing::info!(
+                rx = s.counters.get(dataplane::counters::Counter::RxPackets),
+                tx = s.counters.get(dataplane::counters::Counter::TxPackets),
+                dropped = s.counters.get(dataplane::counters::Counter::DropPackets),
+                flows = s.flows.active,
+                "counters"
+            );
+        }
+    }
+    tracing::info!("stopping: draining workers");
+    for h in handles {
+        let _ = h.join();
+    }
+    cell.reclaim();
+    let stats = collect(&shared);
+    let port = port_totals(&shared);
+    println!("{}", stats.summary(&publisher.snapshot()).trim_end());
+    println!(
+        "port: {} rx, {} tx, {} tx dropped, {} rx missed, {} to host",
+        port.rx_packets, port.tx_packets, port.tx_dropped, port.rx_missed, port.host_packets
+    );
+    Ok(stats)
+}
+
+fn collect(shared: &[Arc<Mutex<WorkerStats>>]) -> RunStats {
+    let mut stats = RunStats { workers: shared.len(), ..Default::default() };
+    for s in shared {
+        if let Ok(s) = s.lock() {
+            stats.counters.merge(&s.counters);
+            stats.per_worker.push(s.counters.clone());
+            stats.flows.add(&FlowFigures {
+                created: s.flows_created,
+                expired: s.flows_expired,
+                evicted: s.flows_evicted,
+                active: s.flows_active,
+            });
+        }
+    }
+    stats
+}
+
+fn port_totals(shared: &[Arc<Mutex<WorkerStats>>]) -> PortStats {
+    let mut t = PortStats::default();
+    for s in shared {
+        if let Ok(s) = s.lock() {
+            t.rx_packets += s.port.rx_packets;
+            t.tx_packets += s.port.tx_packets;
+            t.tx_dropped += s.port.tx_dropped;
+            t.rx_missed += s.port.rx_missed;
+            t.host_packets += s.port.host_packets;
+        }
+    }
+    t
+}

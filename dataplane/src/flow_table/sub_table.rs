@@ -1,0 +1,237 @@
+//! One address family's table: a fixed array of set-associative buckets, generic
+//! over the bucket layout. All the policy (expiry, eviction, counting) is here.
+
+use super::bucket::Bucket;
+use super::{FlowClass, FlowTableStats, FlowTimeouts, FlowValue};
+
+/// Idle time of an entry last seen at `seen` (u32 milliseconds that may wrap).
+///
+/// A `seen` up to 2^31 ms *ahead* of `now` (a clock that stepped back, packets of a
+/// capture slightly out of order) counts as idle 0, not as idle for 49 days.
+#[inline(always)]
+pub(super) fn idle_ms(now_ms: u32, seen_ms: u32) -> u32 {
+    let d = now_ms.wrapping_sub(seen_ms);
+    if d > i32::MAX as u32 { 0 } else { d }
+}
+
+/// Eviction rank: lower goes first.
+#[inline(always)]
+fn rank(class: FlowClass) -> u8 {
+    match class {
+        FlowClass::Transitory => 0,
+        FlowClass::Established | FlowClass::Udp => 1,
+    }
+}
+
+pub(super) struct SubTable<B: Bucket> {
+    buckets: Box<[B]>,
+    capacity: usize,
+    stats: FlowTableStats,
+    /// Next bucket for [`SubTable::expire_some`].
+    sweep_cursor: usize,
+}
+
+impl<B: Bucket> SubTable<B> {
+    /// A table for `capacity` flows with `budget_per_flow / 256` bytes per flow:
+    /// `ceil(capacity * budget / 256 / size_of::<B>())` buckets, at least one.
+    pub(super) fn new(capacity: usize, budget_x256: usize) -> Self {
+        let bucket_bytes = std::mem::size_of::<B>();
+        let n = capacity.saturating_mul(budget_x256).div_ceil(256 * bucket_bytes).max(1);
+        // The only allocation: every bucket written once now, so no page is
+        // first touched on the packet path.
+        let buckets = vec![B::EMPTY; n].into_boxed_slice();
+        SubTable { buckets, capacity, stats: FlowTableStats::default(), sweep_cursor: 0 }
+    }
+
+    pub(super) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    pub(super) fn buckets(&self) -> usize {
+        self.buckets.len()
+    }
+
+    pub(super) fn slots(&self) -> usize {
+        self.buckets.len() * B::WAYS
+    }
+
+    pub(super) fn memory_bytes(&self) -> usize {
+        std::mem::size_of_val(&*self.buckets)
+    }
+
+    pub(super) fn stats(&self) -> FlowTableStats {
+        self.stats
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.stats.active as usize
+    }
+
+    /// fastrange (Lemire): `hash * n / 2^64`, an index in `0..n` for any `n`.
+    #[inline(always)]
+    fn index(&self, hash: u64) -> usize {
+        ((u128::from(hash) * self.buckets.len() as u128) >> 64) as usize
+    }
+
+    #[inline(always)]
+    pub(super) fn prefetch(&self, hash: u64) {
+        let i = self.index(hash);
+        self.buckets[i].prefetch();
+    }
+
+    #[inline]
+    pub(super) fn lookup(
+        &mut self,
+        key: &B::Key,
+        hash: u64,
+        now_ms: u32,
+        timeouts: &FlowTimeouts,
+    ) -> Option<&mut FlowValue> {
+        let i = self.index(hash);
+        let bucket = &mut self.buckets[i];
+        let way = bucket.find(key)?;
+        if idle_ms(now_ms, bucket.seen(way)) > timeouts.timeout(bucket.value(way).class) {
+            bucket.set_occupied(bucket.occupied() & !(1 << way));
+            self.stats.expired += 1;
+            self.stats.active -= 1;
+            return None;
+        }
+        bucket.set_seen(way, now_ms);
+        Some(bucket.value_mut(way))
+    }
+
+    #[inline]
+    pub(super) fn insert(&mut self, key: &B::Key, hash: u64, value: FlowValue, now_ms: u32, timeouts: &FlowTimeouts) {
+        let i = self.index(hash);
+        let bucket = &mut self.buckets[i];
+        if let Some(way) = bucket.find(key) {
+            let expired = idle_ms(now_ms, bucket.seen(way)) > timeouts.timeout(bucket.value(way).class);
+            *bucket.value_mut(way) = value;
+            bucket.set_seen(way, now_ms);
+            if expired {
+                // The old flow ended; this is a new one that reuses its slot.
+                self.stats.expired += 1;
+                self.stats.created += 1;
+            }
+            return;
+        }
+        // One pass: reclaim expired ways, find a free one, and rank the rest.
+        let mut occ = bucket.occupied();
+        let mut free = None;
+        let mut victim = 0;
+        let mut victim_rank = (u8::MAX, 0u32);
+        for way in 0..B::WAYS {
+            if occ & (1 << way) == 0 {
+                free.get_or_insert(way);
+                continue;
+            }
+            let class = bucket.value(way).class;
+            let idle = idle_ms(now_ms, bucket.seen(way));
+            if idle > timeouts.timeout(class) {
+                occ &= !(1 << way);
+                self.stats.expired += 1;
+                self.stats.active -= 1;
+                free.get_or_insert(way);
+                continue;
+            }
+            // Transitory before established/UDP; the longest idle among equals.
+            let r = (rank(class), u32::MAX - idle);
+            if r < victim_rank {
+                victim_rank = r;
+                victim = way;
+            }
+        }
+        let way = match free {
+            Some(way) => {
+                self.stats.active += 1;
+                way
+            }
+            None => {
+                self.stats.evicted += 1;
+                victim
+            }
+        };
+        bucket.set_occupied(occ | (1 << way));
+        bucket.set_key(way, key);
+        bucket.set_seen(way, now_ms);
+        *bucket.value_mut(way) = value;
+        self.stats.created += 1;
+    }
+
+    #[inline]
+    pub(super) fn remove(&mut self, key: &B::Key, hash: u64) -> bool {
+        let i = self.index(hash);
+        let bucket = &mut self.buckets[i];
+        match bucket.find(key) {
+            Some(way) => {
+                bucket.set_occupied(bucket.occupied() & !(1 << way));
+                self.stats.active -= 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Reclaim the expired entries of one bucket; returns how many.
+    fn sweep_bucket(bucket: &mut B, now_ms: u32, timeouts: &FlowTimeouts) -> u64 {
+        let mut occ = bucket.occupied();
+        let mut n = 0;
+        for way in 0..B::WAYS {
+            if occ & (1 << way) != 0 && idle_ms(now_ms, bucket.seen(way)) > timeouts.timeout(bucket.value(way).class) {
+                occ &= !(1 << way);
+                n += 1;
+            }
+        }
+        bucket.set_occupied(occ);
+        n
+    }
+
+    pub(super) fn expire_all(&mut self, now_ms: u32, timeouts: &FlowTimeouts) -> u64 {
+        let n: u64 = self.buckets.iter_mut().map(|b| Self::sweep_bucket(b, now_ms, timeouts)).sum();
+        self.stats.expired += n;
+        self.stats.active -= n;
+        n
+    }
+
+    pub(super) fn expire_some(&mut self, now_ms: u32, timeouts: &FlowTimeouts, buckets: usize) -> u64 {
+        let len = self.buckets.len();
+        let mut n = 0;
+        for _ in 0..buckets.min(len) {
+            n += Self::sweep_bucket(&mut self.buckets[self.sweep_cursor], now_ms, timeouts);
+            self.sweep_cursor += 1;
+            if self.sweep_cursor == len {
+                self.sweep_cursor = 0;
+            }
+        }
+        self.stats.expired += n;
+        self.stats.active -= n;
+        n
+    }
+
+    pub(super) fn iter_live<'a>(
+        &'a self,
+        now_ms: u32,
+        timeouts: &'a FlowTimeouts,
+    ) -> impl Iterator<Item = (B::FlowKey, FlowValue)> + 'a {
+        self.buckets.iter().flat_map(move |b| {
+            (0..B::WAYS).filter_map(move |way| {
+                let live = b.occupied() & (1 << way) != 0
+                    && idle_ms(now_ms, b.seen(way)) <= timeouts.timeout(b.value(way).class);
+                live.then(|| (B::unpack(&b.key(way)), *b.value(way)))
+            })
+        })
+    }
+
+    pub(super) fn clear(&mut self) {
+        for b in self.buckets.iter_mut() {
+            b.set_occupied(0);
+        }
+        self.stats.active = 0;
+    }
+
+    /// The bucket index of a key (tests).
+    #[cfg(test)]
+    pub(super) fn bucket_of(&self, key: &B::Key, seed: u64) -> usize {
+        self.index(B::hash(key, seed))
+    }
+}

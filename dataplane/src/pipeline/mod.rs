@@ -1,0 +1,462 @@
+//! The run-to-completion pipeline, one file per stage in packet order:
+//!
+//! 1. [`parse`]: Ethernet/VLAN, IPv4/IPv6 (+ extension headers), ports.
+//! 2. [`classify`]: VIP, DNAT reply, ICMP to a VIP, or host.
+//! 3. [`steer`]: which worker owns the packet's flow (multi-worker DNAT and ICMP).
+//! 4. flow lookup (the per-worker [`crate::flow_table`]) and [`select`] (Maglev) on a miss.
+//! 5. [`encap`] (GRE/IPIP) or [`nat`] (DNAT), or [`icmp`] answers.
+//!
+//! The pipeline is sans-IO: it takes the time and a burst of buffers and returns a
+//! verdict per buffer; the worker (or the replay driver) moves the buffers. Per
+//! packet it takes no lock, allocates nothing, makes no system call and logs nothing.
+
+pub mod classify;
+pub mod encap;
+pub mod icmp;
+pub mod nat;
+pub mod parse;
+pub mod select;
+pub mod steer;
+
+use std::net::IpAddr;
+
+use common::config::Forwarding;
+use common::flow::{FlowKey, proto};
+use common::snapshot::{NO_BACKEND, Snapshot, VipEntry};
+use common::wire::tcp::flags as tcpf;
+
+use crate::counters::{Counter, Counters, DropReason};
+use crate::flow_table::{FlowClass, FlowTable, FlowTimeouts, FlowValue};
+use crate::port::{BURST, PacketBuf};
+use classify::Class;
+use encap::{EncapError, Tunnel};
+use nat::End;
+use parse::{Frag, ParseOutcome, Parsed};
+
+/// What to do with a packet after the pipeline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Transmit to the network (rewritten in place).
+    Tx,
+    /// Give to the host's stack, unchanged.
+    Host,
+    /// Drop (the reason was counted).
+    Drop,
+    /// Hand to the worker that owns the flow.
+    Handoff(u16),
+}
+
+/// Flow-table timeouts from a snapshot.
+pub fn flow_timeouts(snap: &Snapshot) -> FlowTimeouts {
+    FlowTimeouts {
+        established_ms: snap.timeouts.tcp_established_ms,
+        transitory_ms: snap.timeouts.tcp_transitory_ms,
+        udp_ms: snap.timeouts.udp_ms,
+    }
+}
+
+/// One worker's pipeline state: its flow table and counters.
+pub struct Pipeline {
+    /// This worker's index.
+    pub worker: u16,
+    /// Number of workers.
+    pub workers: u16,
+    flows: FlowTable,
+    pub counters: Counters,
+    snap_version: u64,
+}
+
+/// Flow class for a packet: UDP flows have their own timeout; a TCP SYN without
+/// ACK, a FIN or a RST make the flow transitory; any other TCP packet establishes it.
+#[inline]
+fn class_of(p: &Parsed) -> FlowClass {
+    if p.proto != proto::TCP {
+        return FlowClass::Udp;
+    }
+    let f = p.tcp_flags;
+    if f & (tcpf::FIN | tcpf::RST) != 0 || (f & tcpf::SYN != 0 && f & tcpf::ACK == 0) {
+        FlowClass::Transitory
+    } else {
+        FlowClass::Established
+    }
+}
+
+/// Class of an existing flow after a packet: FIN/RST close it (transitory);
+/// a transitory flow that sees an ordinary segment becomes established.
+#[inline]
+fn next_class(cur: FlowClass, p: &Parsed) -> FlowClass {
+    if p.proto != proto::TCP {
+        return FlowClass::Udp;
+    }
+    let f = p.tcp_flags;
+    if f & (tcpf::FIN | tcpf::RST) != 0 {
+        FlowClass::Transitory
+    } else if f & tcpf::SYN != 0 && f & tcpf::ACK == 0 {
+        cur
+    } else {
+        FlowClass::Established
+    }
+}
+
+impl Pipeline {
+    /// A pipeline for worker `worker` of `workers`, with a flow table of `capacity`.
+    pub fn new(worker: u16, workers: u16, capacity: usize, snap: &Snapshot) -> Self {
+        let mut p = Pipeline {
+            worker,
+            workers: workers.max(1),
+            flows: FlowTable::new(capacity, flow_timeouts(snap)),
+            counters: Counters::default(),
+            snap_version: 0,
+        };
+        p.on_snapshot(snap);
+        p
+    }
+
+    /// Take a new snapshot into account (burst boundary, off the packet path).
+    pub fn on_snapshot(&mut self, snap: &Snapshot) {
+        if self.snap_version == snap.version {
+            return;
+        }
+        if self.snap_version != 0 {
+            self.counters.inc(Counter::SnapshotSwitches);
+        }
+        self.snap_version = snap.version;
+        self.flows.set_timeouts(flow_timeouts(snap));
+        self.counters.resize(snap.vips.iter().map(|v| v.backends.len()));
+    }
+
+    /// The flow table (for stats).
+    pub fn flows(&self) -> &FlowTable {
+        &self.flows
+    }
+
+    /// The flow table, mutable (end-of-run sweeps).
+    pub fn flows_mut(&mut self) -> &mut FlowTable {
+        &mut self.flows
+    }
+
+    /// Owner worker of a frame's flow, when it is not simply the receiving worker.
+    #[inline]
+    pub fn steer(&self, frame: &[u8], snap: &Snapshot) -> Option<u16> {
+        if self.workers <= 1 {
+            return None;
+        }
+        steer::owner(frame, snap, self.workers)
+    }
+
+    /// Run a burst through the pipeline. `verdicts[i]` receives the verdict for `pkts[i]`.
+    /// `now_ns` is the pipeline's clock (monotonic time live), one reading per burst.
+    pub fn process<B: PacketBuf>(&mut self, snap: &Snapshot, now_ns: u64, pkts: &mut [B], verdicts: &mut [Verdict]) {
+        let now_ms = (now_ns / 1_000_000) as u32;
+        for (chunk, vchunk) in pkts.chunks_mut(BURST).zip(verdicts.chunks_mut(BURST)) {
+            self.process_burst(snap, |_| now_ms, chunk, vchunk);
+        }
+    }
+
+    /// As [`Pipeline::process`], with each packet's own time (`times_ns[i]`, e.g. its
+    /// capture timestamp): replay uses it so timeouts do not depend on how packets
+    /// were grouped into bursts.
+    pub fn process_timed<B: PacketBuf>(
+        &mut self,
+        snap: &Snapshot,
+        times_ns: &[u64],
+        pkts: &mut [B],
+        verdicts: &mut [Verdict],
+    ) {
+        for ((chunk, vchunk), tchunk) in
+            pkts.chunks_mut(BURST).zip(verdicts.chunks_mut(BURST)).zip(times_ns.chunks(BURST))
+        {
+            self.process_burst(snap, |i| (tchunk[i] / 1_000_000) as u32, chunk, vchunk);
+        }
+    }
+
+    fn process_burst<B: PacketBuf, T: Fn(usize) -> u32>(
+        &mut self,
+        snap: &Snapshot,
+        now_ms: T,
+        pkts: &mut [B],
+        verdicts: &mut [Verdict],
+    ) {
+        let mut parsed = [ParseOutcome::Host; BURST];
+        let mut classes = [Class::Host; BURST];
+        // Pass 1: parse, classify, and prefetch the flow-table buckets.
+        for (i, b) in pkts.iter().enumerate() {
+            let data = b.data();
+            self.counters.inc(Counter::RxPackets);
+            self.counters.add(Counter::RxBytes, data.len() as u64);
+            parsed[i] = parse::parse(data);
+            if let ParseOutcome::Ip(p) = &parsed[i] {
+                classes[i] = classify::classify(p, snap);
+                match classes[i] {
+                    Class::Vip(_) => self.flows.prefetch(&p.key),
+                    Class::DnatReply => self.flows.prefetch(&p.key),
+                    _ => {}
+                }
+            }
+        }
+        // Pass 2: act.
+        for (i, b) in pkts.iter_mut().enumerate() {
+            let len = b.len();
+            let v = match parsed[i] {
+                ParseOutcome::Drop(r) => Err(r),
+                ParseOutcome::Host => Ok(Verdict::Host),
+                ParseOutcome::Ip(p) => self.act(snap, now_ms(i), b, &p, classes[i]),
+            };
+            verdicts[i] = match v {
+                Ok(Verdict::Tx) => {
+                    self.counters.inc(Counter::TxPackets);
+                    self.counters.add(Counter::TxBytes, b.len() as u64);
+                    Verdict::Tx
+                }
+                Ok(Verdict::Host) => {
+                    self.counters.inc(Counter::HostPackets);
+                    self.counters.add(Counter::HostBytes, len as u64);
+                    Verdict::Host
+                }
+                Ok(other) => other,
+                Err(r) => {
+                    self.counters.drop(r);
+                    Verdict::Drop
+                }
+            };
+        }
+    }
+
+    #[inline]
+    fn act<B: PacketBuf>(
+        &mut self,
+        snap: &Snapshot,
+        now_ms: u32,
+        b: &mut B,
+        p: &Parsed,
+        class: Class,
+    ) -> Result<Verdict, DropReason> {
+        match class {
+            Class::Vip(vip) => self.forward_to_vip(snap, now_ms, b, p, vip),
+            Class::DnatReply => self.dnat_reply(snap, now_ms, b, p),
+            Class::IcmpToVip => self.icmp_to_vip(snap, now_ms, b, p),
+            Class::VipFragment(vip) => self.fragment_to_vip(snap, b, p, vip),
+            Class::DnatReplyFragment(vip) => self.dnat_reply_fragment(snap, b, p, vip),
+            Class::Host => Ok(Verdict::Host),
+        }
+    }
+
+    /// TCP/UDP to a VIP: flow lookup, Maglev on a miss, then forward.
+    #[inline]
+    fn forward_to_vip<B: PacketBuf>(
+        &mut self,
+        snap: &Snapshot,
+        now_ms: u32,
+        b: &mut B,
+        p: &Parsed,
+        vip_id: u16,
+    ) -> Result<Verdict, DropReason> {
+        let vip = &snap.vips[usize::from(vip_id)];
+        let len = b.len();
+        let slot = self.backend_for(vip, &p.key, p, now_ms);
+        if slot == NO_BACKEND {
+            self.counters.vip_only(vip_id, len);
+            return Err(DropReason::NoBackend);
+        }
+        self.counters.vip_backend(vip_id, slot, len);
+        let backend = &vip.backends[usize::from(slot)];
+        match vip.forwarding {
+            Forwarding::Gre | Forwarding::Ipip => self.encap(snap, b, p, vip, &backend.address),
+            Forwarding::Dnat => {
+                let port = if vip.port == 0 && backend.port == 0 { None } else { Some(backend.port) };
+                nat::rewrite_buf(b, p, &snap.node, End::Destination, &backend.address, port)?;
+                // The reply's key, so that the backend's answers find their VIP.
+                let port_out = port.unwrap_or(p.key.dst_port());
+                if let Some(rk) = FlowKey::new(backend.address, p.key.src_addr(), port_out, p.key.src_port(), p.proto) {
+                    self.touch_reverse(&rk, vip_id, p, now_ms);
+                }
+                self.counters.inc(Counter::DnatForward);
+                Ok(Verdict::Tx)
+            }
+        }
+    }
+
+    /// The backend slot of a flow: the flow table's, unless that backend went
+    /// down or was removed; otherwise Maglev's choice, remembered.
+    #[inline]
+    fn backend_for(&mut self, vip: &VipEntry, key: &FlowKey, p: &Parsed, now_ms: u32) -> u16 {
+        if let Some(v) = self.flows.lookup(key, now_ms) {
+            v.class = next_class(v.class, p);
+            if select::keeps_flows(vip, v.target) {
+                return v.target;
+            }
+            let slot = select::pick(vip, key);
+            if slot != NO_BACKEND {
+                v.target = slot;
+                self.counters.inc(Counter::FlowsRescheduled);
+            }
+            return slot;
+        }
+        let slot = select::pick(vip, key);
+        if slot != NO_BACKEND {
+            self.flows.insert(key, FlowValue { target: slot, class: class_of(p), reverse: false }, now_ms);
+        }
+        slot
+    }
+
+    /// Keep the reverse (reply) entry of a DNAT flow alive, creating it if needed.
+    #[inline]
+    fn touch_reverse(&mut self, rk: &FlowKey, vip_id: u16, p: &Parsed, now_ms: u32) {
+        match self.flows.lookup(rk, now_ms) {
+            Some(v) if v.reverse && v.target == vip_id => {
+                v.class = next_class(v.class, p);
+            }
+            _ => {
+                self.flows.insert(rk, FlowValue { target: vip_id, class: class_of(p), reverse: true }, now_ms);
+            }
+        }
+    }
+
+    /// Encapsulate towards `backend`, answering with ICMP when too big.
+    #[inline]
+    fn encap<B: PacketBuf>(
+        &mut self,
+        snap: &Snapshot,
+        b: &mut B,
+        p: &Parsed,
+        vip: &VipEntry,
+        backend: &IpAddr,
+    ) -> Result<Verdict, DropReason> {
+        let tunnel = if vip.forwarding == Forwarding::Gre { Tunnel::Gre } else { Tunnel::Ipip };
+        match encap::encapsulate(b, p, &snap.node, backend, tunnel) {
+            Ok(()) => {
+                self.counters.inc(Counter::Encapsulated);
+                Ok(Verdict::Tx)
+            }
+            Err(EncapError::TooBig { inner_mtu }) => {
+                // IPv4 with DF: "fragmentation needed"; IPv6: "packet too big";
+                // IPv4 without DF, or ICMP itself: no answer is due.
+                if (p.is_v4() && !p.df) || p.proto == proto::ICMP || p.proto == proto::ICMPV6 {
+                    return Err(DropReason::TooBig);
+                }
+                icmp::too_big(b, p, &snap.node, inner_mtu)?;
+                self.counters.inc(Counter::IcmpTooBigSent);
+                Ok(Verdict::Tx)
+            }
+            Err(EncapError::NoHeadroom) => Err(DropReason::NoHeadroom),
+            Err(EncapError::NoSource) => Err(DropReason::NoTunnelSource),
+        }
+    }
+
+    /// A reply from a DNAT backend: rewrite back to the VIP if we know its flow.
+    #[inline]
+    fn dnat_reply<B: PacketBuf>(
+        &mut self,
+        snap: &Snapshot,
+        now_ms: u32,
+        b: &mut B,
+        p: &Parsed,
+    ) -> Result<Verdict, DropReason> {
+        let vip_id = match self.flows.lookup(&p.key, now_ms) {
+            Some(v) if v.reverse => {
+                v.class = next_class(v.class, p);
+                v.target
+            }
+            _ => return Ok(Verdict::Host),
+        };
+        let Some(vip) = snap.vips.get(usize::from(vip_id)) else { return Ok(Verdict::Host) };
+        let port = if vip.port == 0 { None } else { Some(vip.port) };
+        nat::rewrite_buf(b, p, &snap.node, End::Source, &vip.address, port)?;
+        self.counters.inc(Counter::DnatReply);
+        Ok(Verdict::Tx)
+    }
+
+    /// ICMP to a VIP address: answer echoes; route errors to the quoted flow's backend.
+    fn icmp_to_vip<B: PacketBuf>(
+        &mut self,
+        snap: &Snapshot,
+        now_ms: u32,
+        b: &mut B,
+        p: &Parsed,
+    ) -> Result<Verdict, DropReason> {
+        match icmp::inspect(b.data(), p)? {
+            icmp::IcmpKind::EchoRequest => {
+                icmp::echo_reply(b, p, &snap.node);
+                self.counters.inc(Counter::IcmpEchoAnswered);
+                Ok(Verdict::Tx)
+            }
+            icmp::IcmpKind::Other => Ok(Verdict::Host),
+            icmp::IcmpKind::Error { flow, quote_off, quote_l4_off } => {
+                let vip_id = match &flow {
+                    FlowKey::V4(k) => snap.lookup_vip_v4(k.dst, k.dst_port, k.proto),
+                    FlowKey::V6(k) => snap.lookup_vip_v6(k.dst, k.dst_port, k.proto),
+                };
+                let Some(vip_id) = vip_id else { return Ok(Verdict::Host) };
+                let vip = &snap.vips[usize::from(vip_id)];
+                // The flow's backend: the table's if this worker holds the flow, else Maglev's.
+                let slot = match self.flows.lookup(&flow, now_ms) {
+                    Some(v) if !v.reverse && select::keeps_flows(vip, v.target) => v.target,
+                    _ => select::pick(vip, &flow),
+                };
+                if slot == NO_BACKEND {
+                    return Err(DropReason::NoBackend);
+                }
+                self.counters.vip_backend(vip_id, slot, b.len());
+                let backend = &vip.backends[usize::from(slot)];
+                self.counters.inc(Counter::IcmpErrorsForwarded);
+                match vip.forwarding {
+                    Forwarding::Gre | Forwarding::Ipip => self.encap(snap, b, p, vip, &backend.address),
+                    Forwarding::Dnat => {
+                        let port = if vip.port == 0 && backend.port == 0 { None } else { Some(backend.port) };
+                        icmp::dnat_error(b.data_mut(), p, &snap.node, quote_off, quote_l4_off, &backend.address, port)?;
+                        Ok(Verdict::Tx)
+                    }
+                }
+            }
+        }
+    }
+
+    /// A fragment to a VIP: backend by addresses and protocol, so every fragment
+    /// of a datagram goes to the same one.
+    fn fragment_to_vip<B: PacketBuf>(
+        &mut self,
+        snap: &Snapshot,
+        b: &mut B,
+        p: &Parsed,
+        vip_id: u16,
+    ) -> Result<Verdict, DropReason> {
+        self.counters.inc(Counter::Fragments);
+        let vip = &snap.vips[usize::from(vip_id)];
+        let slot = select::pick_fragment(vip, &p.key);
+        if slot == NO_BACKEND {
+            self.counters.vip_only(vip_id, b.len());
+            return Err(DropReason::NoBackend);
+        }
+        self.counters.vip_backend(vip_id, slot, b.len());
+        let backend = &vip.backends[usize::from(slot)];
+        match vip.forwarding {
+            Forwarding::Gre | Forwarding::Ipip => self.encap(snap, b, p, vip, &backend.address),
+            Forwarding::Dnat => {
+                let port = if p.frag == Frag::First && !(vip.port == 0 && backend.port == 0) {
+                    Some(backend.port)
+                } else {
+                    None
+                };
+                nat::rewrite_buf(b, p, &snap.node, End::Destination, &backend.address, port)?;
+                self.counters.inc(Counter::DnatForward);
+                Ok(Verdict::Tx)
+            }
+        }
+    }
+
+    /// A fragment from a DNAT backend: source rewritten back to the VIP statelessly.
+    fn dnat_reply_fragment<B: PacketBuf>(
+        &mut self,
+        snap: &Snapshot,
+        b: &mut B,
+        p: &Parsed,
+        vip_id: u16,
+    ) -> Result<Verdict, DropReason> {
+        self.counters.inc(Counter::Fragments);
+        let vip = &snap.vips[usize::from(vip_id)];
+        let port = if p.frag == Frag::First && vip.port != 0 { Some(vip.port) } else { None };
+        nat::rewrite_buf(b, p, &snap.node, End::Source, &vip.address, port)?;
+        self.counters.inc(Counter::DnatReply);
+        Ok(Verdict::Tx)
+    }
+}

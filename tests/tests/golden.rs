@@ -1,0 +1,492 @@
+//! Golden packet tests: input frame -> expected output frame, both built with the
+//! independent builder in `l4lb_tests::builder`, run through the real pipeline.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use common::config::Config;
+use common::snapshot::Snapshot;
+use dataplane::counters::{Counter, DropReason};
+use dataplane::pipeline::{Pipeline, Verdict};
+use dataplane::port::PacketBuf;
+use dataplane::port::memory::HeapBuf;
+use l4lb_tests::builder::*;
+
+const NODE_MAC: &str = "02:00:00:00:00:01";
+const GW_MAC: &str = "02:00:00:00:00:fe";
+const CLIENT_MAC: &str = "02:00:00:00:00:aa";
+
+fn node(mtu: u16) -> String {
+    format!(
+        "[node]\nmac = \"{NODE_MAC}\"\ngateway_mac = \"{GW_MAC}\"\nipv4 = \"10.0.0.2\"\nipv6 = \"fd00::2\"\nmtu = {mtu}\n\
+         [dataplane]\nflow_table_capacity = 4096\n"
+    )
+}
+
+fn vip(name: &str, addr: &str, port: u16, proto: &str, fwd: &str, backends: &[&str]) -> String {
+    let mut s = format!(
+        "[[vip]]\nname = \"{name}\"\naddress = \"{addr}\"\nport = {port}\nprotocol = \"{proto}\"\nforwarding = \"{fwd}\"\ntable_size = 251\n"
+    );
+    for b in backends {
+        s.push_str(&format!("[[vip.backend]]\n{b}\n"));
+    }
+    s
+}
+
+struct Lb {
+    snap: Snapshot,
+    pipe: Pipeline,
+    t: u64,
+}
+
+impl Lb {
+    fn new(text: &str) -> Lb {
+        let cfg = Config::from_toml_str(text).unwrap_or_else(|e| panic!("config: {e}"));
+        let snap = Snapshot::build(&cfg, None);
+        let pipe = Pipeline::new(0, 1, cfg.dataplane.flow_table_capacity, &snap);
+        Lb { snap, pipe, t: 1_000_000_000 }
+    }
+
+    fn one(&mut self, frame: &[u8]) -> (Verdict, Vec<u8>) {
+        let mut bufs = vec![HeapBuf::from_frame(frame)];
+        let mut v = [Verdict::Drop];
+        self.t += 1_000_000;
+        self.pipe.process_timed(&self.snap, &[self.t], &mut bufs, &mut v);
+        (v[0], bufs[0].data().to_vec())
+    }
+
+    fn drops(&self, r: DropReason) -> u64 {
+        self.pipe.counters.dropped(r)
+    }
+}
+
+fn m(s: &str) -> [u8; 6] {
+    mac(s)
+}
+
+fn opts() -> IpOpts {
+    IpOpts::default()
+}
+
+/// The IP packet inside a frame without VLAN tags.
+fn ip_of(frame: &[u8]) -> Vec<u8> {
+    frame[14..].to_vec()
+}
+
+#[test]
+fn gre_and_ipip_for_every_family_mix() {
+    let cases = [
+        ("198.51.100.10", "172.16.0.5", "10.1.0.11"),
+        ("198.51.100.10", "172.16.0.5", "fd00:2::11"),
+        ("2001:db8::10", "fd00:1::5", "10.1.0.11"),
+        ("2001:db8::10", "fd00:1::5", "fd00:2::11"),
+    ];
+    for (vip_addr, client, backend) in cases {
+        for (fwd, gre) in [("gre", true), ("ipip", false)] {
+            let text = node(1500) + &vip("web", vip_addr, 80, "tcp", fwd, &[&format!("address = \"{backend}\"")]);
+            let mut lb = Lb::new(&text);
+            let o = IpOpts { tos: 0xb9, ..opts() };
+            let input = tcp_frame(m(NODE_MAC), m(CLIENT_MAC), client, vip_addr, 40000, 80, SYN, b"", o);
+            let (v, out) = lb.one(&input);
+            assert_eq!(v, Verdict::Tx, "{fwd} {vip_addr} -> {backend}");
+            let b = ip(backend);
+            let src = if b.is_ipv4() { ip("10.0.0.2") } else { ip("fd00::2") };
+            let mut expected = expected_tunnel(m(NODE_MAC), m(GW_MAC), src, b, &ip_of(&input), gre);
+            if !b.is_ipv4() {
+                // The outer flow label is l4lb's hash of the inner flow: copy it, check its range.
+                expected[14 + 1..14 + 4].copy_from_slice(&out[14 + 1..14 + 4]);
+                assert_eq!(out[15] >> 4, 0xb9 & 0x0f, "traffic class low nibble");
+            }
+            assert_eq!(out, expected, "{fwd} {vip_addr} -> {backend}");
+            assert_eq!(lb.pipe.counters.get(Counter::Encapsulated), 1);
+        }
+    }
+}
+
+#[test]
+fn ethernet_padding_is_not_part_of_the_inner_packet() {
+    let text = node(1500) + &vip("web", "198.51.100.10", 80, "tcp", "gre", &["address = \"10.1.0.11\""]);
+    let mut lb = Lb::new(&text);
+    let input = tcp_frame(m(NODE_MAC), m(CLIENT_MAC), "172.16.0.5", "198.51.100.10", 40000, 80, ACK, b"", opts());
+    let inner = ip_of(&input);
+    let mut padded = input.clone();
+    padded.resize(60, 0);
+    let (v, out) = lb.one(&padded);
+    assert_eq!(v, Verdict::Tx);
+    assert_eq!(out, expected_tunnel(m(NODE_MAC), m(GW_MAC), ip("10.0.0.2"), ip("10.1.0.11"), &inner, true));
+}
+
+#[test]
+fn vlan_tag_is_kept_on_the_encapsulated_frame() {
+    let text = node(1500) + &vip("web", "198.51.100.10", 80, "tcp", "ipip", &["address = \"10.1.0.11\""]);
+    let mut lb = Lb::new(&text);
+    let plain = tcp_frame(m(NODE_MAC), m(CLIENT_MAC), "172.16.0.5", "198.51.100.10", 40000, 80, SYN, b"", opts());
+    let inner = ip_of(&plain);
+    let input = eth_vlan(m(NODE_MAC), m(CLIENT_MAC), 42, 0x0800, &inner);
+    let (v, out) = lb.one(&input);
+    assert_eq!(v, Verdict::Tx);
+    let untagged = expected_tunnel(m(NODE_MAC), m(GW_MAC), ip("10.0.0.2"), ip("10.1.0.11"), &inner, false);
+    let expected = eth_vlan(m(GW_MAC), m(NODE_MAC), 42, 0x0800, &untagged[14..]);
+    assert_eq!(out, expected);
+}
+
+#[test]
+fn host_traffic_is_untouched() {
+    let text = node(1500) + &vip("web", "198.51.100.10", 80, "tcp", "gre", &["address = \"10.1.0.11\""]);
+    let mut lb = Lb::new(&text);
+    let mut arp = eth([0xff; 6], m(CLIENT_MAC), 0x0806, &[0u8; 28]);
+    arp[14..22].copy_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
+    let other_dst = tcp_frame(m(NODE_MAC), m(CLIENT_MAC), "172.16.0.5", "10.0.0.2", 40000, 22, SYN, b"", opts());
+    let other_port = tcp_frame(m(NODE_MAC), m(CLIENT_MAC), "172.16.0.5", "198.51.100.10", 40000, 443, SYN, b"", opts());
+    let udp_same_port = udp_frame(m(NODE_MAC), m(CLIENT_MAC), "172.16.0.5", "198.51.100.10", 40000, 80, b"x", opts());
+    let v6_ns = {
+        let s: Ipv6Addr = "fe80::1".parse().unwrap();
+        let d: Ipv6Addr = "ff02::1:ff00:2".parse().unwrap();
+        let msg = icmp6(s, d, 135, 0, [0; 4], &[0u8; 16]);
+        eth(m(NODE_MAC), m(CLIENT_MAC), 0x86dd, &ip_packet(IpAddr::V6(s), IpAddr::V6(d), ICMPV6, &msg, opts()))
+    };
+    for f in [arp, other_dst, other_port, udp_same_port, v6_ns] {
+        let (v, out) = lb.one(&f);
+        assert_eq!(v, Verdict::Host);
+        assert_eq!(out, f);
+    }
+    assert_eq!(lb.pipe.counters.get(Counter::HostPackets), 5);
+}
+
+#[test]
+fn every_malformation_is_dropped_with_its_reason() {
+    let text = node(1500)
+        + &vip("web", "198.51.100.10", 80, "tcp", "dnat", &["address = \"10.1.0.11\"\nport = 8080"])
+        + &vip("none", "198.51.100.11", 80, "tcp", "gre", &["address = \"10.1.0.12\"\nstate = \"down\""]);
+    let mut lb = Lb::new(&text);
+    let good = tcp_frame(m(NODE_MAC), m(CLIENT_MAC), "172.16.0.5", "198.51.100.10", 40000, 80, SYN, b"", opts());
+    let good6 = tcp_frame(m(NODE_MAC), m(CLIENT_MAC), "fd00:1::5", "2001:db8::10", 40000, 80, SYN, b"", opts());
+    let mut cases: Vec<(Vec<u8>, DropReason)> = Vec::new();
+    cases.push((good[..10].to_vec(), DropReason::L2Truncated));
+    {
+        let mut f = good[..12].to_vec();
+        for _ in 0..3 {
+            f.extend_from_slice(&[0x81, 0x00, 0x00, 0x01]);
+        }
+        f.extend_from_slice(&good[12..]);
+        cases.push((f, DropReason::TooManyVlanTags));
+    }
+    cases.push((good[..14 + 10].to_vec(), DropReason::Ipv4Truncated));
+    {
+        let mut f = good.clone();
+        f[14] = 0x55;
+        cases.push((f, DropReason::Ipv4BadVersion));
+    }
+    {
+        let mut f = good.clone();
+        f[14] = 0x44;
+        cases.push((f, DropReason::Ipv4BadHeaderLength));
+    }
+    {
+        let mut f = good.clone();
+        f[16..18].copy_from_slice(&2000u16.to_be_bytes());
+        cases.push((f, DropReason::Ipv4BadTotalLength));
+    }
+    cases.push((good6[..14 + 30].to_vec(), DropReason::Ipv6Truncated));
+    {
+        let mut f = good6.clone();
+        f[14] = 0x70;
+        cases.push((f, DropReason::Ipv6BadVersion));
+    }
+    {
+        let mut f = good6.clone();
+        f[18..20].copy_from_slice(&500u16.to_be_bytes());
+        cases.push((f, DropReason::Ipv6BadPayloadLength));
+    }
+    {
+        // Hop-by-hop header claiming 255*8+8 bytes in a 28-byte payload.
+        let mut f = good6.clone();
+        f[14 + 6] = 0; // next header: hop-by-hop
+        f[14 + 40] = 6;
+        f[14 + 41] = 255;
+        cases.push((f, DropReason::Ipv6BadExtensionChain));
+    }
+    {
+        let mut f = good.clone();
+        f[14 + 20 + 12] = 3 << 4; // TCP data offset 3
+        cases.push((f, DropReason::L4Malformed));
+    }
+    {
+        let s: Ipv4Addr = "172.16.0.5".parse().unwrap();
+        let d: Ipv4Addr = "198.51.100.10".parse().unwrap();
+        let f = eth(m(NODE_MAC), m(CLIENT_MAC), 0x0800, &ip_packet(s.into(), d.into(), ICMP, &[8, 0, 0, 0], opts()));
+        cases.push((f, DropReason::IcmpMalformed));
+    }
+    cases.push((
+        tcp_frame(m(NODE_MAC), m(CLIENT_MAC), "172.16.0.5", "198.51.100.11", 40000, 80, SYN, b"", opts()),
+        DropReason::NoBackend,
+    ));
+    cases.push((
+        tcp_frame(
+            m(NODE_MAC),
+            m(CLIENT_MAC),
+            "172.16.0.5",
+            "198.51.100.10",
+            40001,
+            80,
+            SYN,
+            b"",
+            IpOpts { ttl: 1, ..opts() },
+        ),
+        DropReason::TtlExpired,
+    ));
+    for (i, (f, reason)) in cases.iter().enumerate() {
+        let before = lb.drops(*reason);
+        let (v, _) = lb.one(f);
+        assert_eq!(v, Verdict::Drop, "case {i} ({reason:?})");
+        assert_eq!(lb.drops(*reason), before + 1, "case {i} ({reason:?})");
+    }
+    assert_eq!(lb.pipe.counters.get(Counter::DropPackets), cases.len() as u64);
+}
+
+#[test]
+fn too_big_without_df_is_dropped_and_with_df_answered() {
+    let text = node(1500) + &vip("web", "198.51.100.10", 80, "tcp", "gre", &["address = \"10.1.0.11\""]);
+    let mut lb = Lb::new(&text);
+    let payload = vec![0x5a; 1460];
+    let no_df = tcp_frame(
+        m(NODE_MAC),
+        m(CLIENT_MAC),
+        "172.16.0.5",
+        "198.51.100.10",
+        40000,
+        80,
+        ACK,
+        &payload,
+        IpOpts { df: false, ..opts() },
+    );
+    let (v, _) = lb.one(&no_df);
+    assert_eq!(v, Verdict::Drop);
+    assert_eq!(lb.drops(DropReason::TooBig), 1);
+
+    let df = tcp_frame(m(NODE_MAC), m(CLIENT_MAC), "172.16.0.5", "198.51.100.10", 40000, 80, ACK, &payload, opts());
+    let (v, out) = lb.one(&df);
+    assert_eq!(v, Verdict::Tx);
+    // ICMP type 3 code 4 from the VIP to the client, next-hop MTU 1500 - 24, quoting 548 bytes.
+    let quote = &ip_of(&df)[..548];
+    let msg = icmp4(3, 4, [0, 0, (1476u16 >> 8) as u8, (1476 & 0xff) as u8], quote);
+    let s: Ipv4Addr = "198.51.100.10".parse().unwrap();
+    let d: Ipv4Addr = "172.16.0.5".parse().unwrap();
+    let o = IpOpts { ttl: 64, tos: 0, df: false, ident: 0, flow_label: 0 };
+    let expected = eth(m(GW_MAC), m(NODE_MAC), 0x0800, &ip_packet(s.into(), d.into(), ICMP, &msg, o));
+    assert_eq!(out.len(), expected.len());
+    assert_eq!(&out[..14], &expected[..14]);
+    assert_eq!(&out[14 + 20..], &expected[14 + 20..], "ICMP message");
+    assert_eq!(out[14 + 9], ICMP);
+    assert_eq!(&out[14 + 12..14 + 20], &expected[14 + 12..14 + 20], "addresses");
+    assert_eq!(csum(&[&out[14..34]]), 0, "IPv4 header checksum");
+    assert_eq!(lb.pipe.counters.get(Counter::IcmpTooBigSent), 1);
+}
+
+#[test]
+fn ipv6_too_big_is_answered_with_packet_too_big() {
+    let text = node(1500) + &vip("web", "2001:db8::10", 80, "tcp", "gre", &["address = \"fd00:2::11\""]);
+    let mut lb = Lb::new(&text);
+    let payload = vec![0x5a; 1440];
+    let input = tcp_frame(m(NODE_MAC), m(CLIENT_MAC), "fd00:1::5", "2001:db8::10", 40000, 80, ACK, &payload, opts());
+    let (v, out) = lb.one(&input);
+    assert_eq!(v, Verdict::Tx);
+    let quote = &ip_of(&input)[..1280 - 48];
+    let s: Ipv6Addr = "2001:db8::10".parse().unwrap();
+    let d: Ipv6Addr = "fd00:1::5".parse().unwrap();
+    let msg = icmp6(s, d, 2, 0, 1456u32.to_be_bytes(), quote);
+    let o = IpOpts { ttl: 64, tos: 0, df: false, ident: 0, flow_label: 0 };
+    let expected = eth(m(GW_MAC), m(NODE_MAC), 0x86dd, &ip_packet(s.into(), d.into(), ICMPV6, &msg, o));
+    assert_eq!(out, expected);
+}
+
+#[test]
+fn dnat_rewrites_both_directions() {
+    for (vip_addr, client, backend) in
+        [("198.51.100.10", "172.16.0.5", "10.1.0.11"), ("2001:db8::10", "fd00:1::5", "fd00:2::11")]
+    {
+        let text = node(1500)
+            + &vip("web", vip_addr, 80, "tcp", "dnat", &[&format!("address = \"{backend}\"\nport = 8080")])
+            + &vip("dns", vip_addr, 53, "udp", "dnat", &[&format!("address = \"{backend}\"")]);
+        let mut lb = Lb::new(&text);
+        let o = IpOpts { ttl: 40, ..opts() };
+        let fwd = tcp_frame(m(NODE_MAC), m(CLIENT_MAC), client, vip_addr, 40000, 80, SYN, b"hello", o);
+        let (v, out) = lb.one(&fwd);
+        assert_eq!(v, Verdict::Tx);
+        let expected =
+            tcp_frame(m(GW_MAC), m(NODE_MAC), client, backend, 40000, 8080, SYN, b"hello", IpOpts { ttl: 39, ..o });
+        assert_eq!(out, expected, "forward {vip_addr}");
+
+        let reply = tcp_frame(m(NODE_MAC), m(CLIENT_MAC), backend, client, 8080, 40000, SYN | ACK, b"", o);
+        let (v, out) = lb.one(&reply);
+        assert_eq!(v, Verdict::Tx);
+        let expected =
+            tcp_frame(m(GW_MAC), m(NODE_MAC), vip_addr, client, 80, 40000, SYN | ACK, b"", IpOpts { ttl: 39, ..o });
+        assert_eq!(out, expected, "reply {vip_addr}");
+
+        // A reply for a flow nobody opened goes to the host.
+        let stray = tcp_frame(m(NODE_MAC), m(CLIENT_MAC), backend, client, 8080, 40999, ACK, b"", o);
+        assert_eq!(lb.one(&stray).0, Verdict::Host);
+
+        // UDP: an IPv4 checksum of 0 stays 0; the backend port defaults to the VIP's.
+        let (s, d) = (ip(client), ip(vip_addr));
+        let zero = s.is_ipv4();
+        let dg = udp_datagram(s, d, 5353, 53, b"query", zero);
+        let f = eth(m(NODE_MAC), m(CLIENT_MAC), ethertype_of(&s), &ip_packet(s, d, UDP, &dg, o));
+        let (v, out) = lb.one(&f);
+        assert_eq!(v, Verdict::Tx);
+        let b = ip(backend);
+        let dg2 = udp_datagram(s, b, 5353, 53, b"query", zero);
+        let expected =
+            eth(m(GW_MAC), m(NODE_MAC), ethertype_of(&s), &ip_packet(s, b, UDP, &dg2, IpOpts { ttl: 39, ..o }));
+        assert_eq!(out, expected, "udp {vip_addr}");
+        assert_eq!(lb.pipe.counters.get(Counter::DnatForward), 2);
+        assert_eq!(lb.pipe.counters.get(Counter::DnatReply), 1);
+    }
+}
+
+#[test]
+fn echo_requests_to_a_vip_are_answered() {
+    let text = node(1500)
+        + &vip("web", "198.51.100.10", 80, "tcp", "gre", &["address = \"10.1.0.11\""])
+        + &vip("web6", "2001:db8::10", 80, "tcp", "gre", &["address = \"10.1.0.11\""]);
+    let mut lb = Lb::new(&text);
+    let s: Ipv4Addr = "172.16.0.5".parse().unwrap();
+    let d: Ipv4Addr = "198.51.100.10".parse().unwrap();
+    let req = icmp4(8, 0, [0x12, 0x34, 0, 1], b"ping-payload");
+    let f = eth(
+        m(NODE_MAC),
+        m(CLIENT_MAC),
+        0x0800,
+        &ip_packet(s.into(), d.into(), ICMP, &req, IpOpts { ttl: 50, ..opts() }),
+    );
+    let (v, out) = lb.one(&f);
+    assert_eq!(v, Verdict::Tx);
+    let rep = icmp4(0, 0, [0x12, 0x34, 0, 1], b"ping-payload");
+    let expected =
+        eth(m(GW_MAC), m(NODE_MAC), 0x0800, &ip_packet(d.into(), s.into(), ICMP, &rep, IpOpts { ttl: 64, ..opts() }));
+    assert_eq!(out, expected);
+
+    let s6: Ipv6Addr = "fd00:1::5".parse().unwrap();
+    let d6: Ipv6Addr = "2001:db8::10".parse().unwrap();
+    let req6 = icmp6(s6, d6, 128, 0, [0, 7, 0, 1], b"ping6");
+    let f6 = eth(m(NODE_MAC), m(CLIENT_MAC), 0x86dd, &ip_packet(s6.into(), d6.into(), ICMPV6, &req6, opts()));
+    let (v, out) = lb.one(&f6);
+    assert_eq!(v, Verdict::Tx);
+    let rep6 = icmp6(d6, s6, 129, 0, [0, 7, 0, 1], b"ping6");
+    let expected6 = eth(m(GW_MAC), m(NODE_MAC), 0x86dd, &ip_packet(d6.into(), s6.into(), ICMPV6, &rep6, opts()));
+    assert_eq!(out, expected6);
+    assert_eq!(lb.pipe.counters.get(Counter::IcmpEchoAnswered), 2);
+}
+
+fn three_backends(fwd: &str, vip_addr: &str) -> String {
+    let bs: Vec<String> = if vip_addr.contains(':') {
+        (11..14).map(|i| format!("address = \"fd00:2::{i}\"")).collect()
+    } else {
+        (11..14).map(|i| format!("address = \"10.1.0.{i}\"")).collect()
+    };
+    let refs: Vec<&str> = bs.iter().map(String::as_str).collect();
+    node(1500) + &vip("web", vip_addr, 80, "tcp", fwd, &refs)
+}
+
+/// The backend an encapsulated frame goes to (outer destination).
+fn outer_dst(frame: &[u8]) -> IpAddr {
+    match u16::from_be_bytes([frame[12], frame[13]]) {
+        0x0800 => IpAddr::V4(Ipv4Addr::new(frame[30], frame[31], frame[32], frame[33])),
+        _ => {
+            let mut a = [0u8; 16];
+            a.copy_from_slice(&frame[14 + 24..14 + 40]);
+            IpAddr::V6(a.into())
+        }
+    }
+}
+
+#[test]
+fn icmp_errors_follow_the_flow_they_quote() {
+    let mut lb = Lb::new(&three_backends("gre", "198.51.100.10"));
+    for port in 40000..40020u16 {
+        let syn = tcp_frame(m(NODE_MAC), m(CLIENT_MAC), "172.16.0.5", "198.51.100.10", port, 80, SYN, b"", opts());
+        let (v, out) = lb.one(&syn);
+        assert_eq!(v, Verdict::Tx);
+        let flow_backend = outer_dst(&out);
+        // A router tells the VIP that its reply (VIP:80 -> client:port) was too big.
+        let reply = ip_packet(
+            ip("198.51.100.10"),
+            ip("172.16.0.5"),
+            TCP,
+            &tcp_segment(ip("198.51.100.10"), ip("172.16.0.5"), 80, port, ACK, b""),
+            opts(),
+        );
+        let err = icmp4(3, 4, [0, 0, 0x05, 0x00], &reply[..28]);
+        let f = eth(
+            m(NODE_MAC),
+            m(CLIENT_MAC),
+            0x0800,
+            &ip_packet(ip("192.0.2.1"), ip("198.51.100.10"), ICMP, &err, opts()),
+        );
+        let (v, out) = lb.one(&f);
+        assert_eq!(v, Verdict::Tx);
+        assert_eq!(outer_dst(&out), flow_backend, "port {port}");
+        assert_eq!(&out[14 + 24..], &ip_of(&f)[..], "the ICMP packet travels unchanged inside GRE");
+    }
+    assert_eq!(lb.pipe.counters.get(Counter::IcmpErrorsForwarded), 20);
+}
+
+#[test]
+fn fragments_of_a_datagram_go_to_one_backend() {
+    for vip_addr in ["198.51.100.10", "2001:db8::10"] {
+        let mut lb = Lb::new(&three_backends("ipip", vip_addr));
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..30u8 {
+            let client =
+                if vip_addr.contains(':') { format!("fd00:1::{}", i + 1) } else { format!("172.16.0.{}", i + 1) };
+            let (first, later) = fragments(&client, vip_addr, 40000 + u16::from(i));
+            let (v1, o1) = lb.one(&first);
+            let (v2, o2) = lb.one(&later);
+            assert_eq!((v1, v2), (Verdict::Tx, Verdict::Tx));
+            assert_eq!(outer_dst(&o1), outer_dst(&o2), "{vip_addr} datagram {i}");
+            seen.insert(outer_dst(&o1));
+        }
+        assert!(seen.len() >= 2, "fragments of different clients spread over backends");
+        assert_eq!(lb.pipe.counters.get(Counter::Fragments), 60);
+    }
+}
+
+/// A TCP segment to port 80 split into two fragments (the first carries the TCP header).
+fn fragments(client: &str, vip_addr: &str, sport: u16) -> (Vec<u8>, Vec<u8>) {
+    let (s, d) = (ip(client), ip(vip_addr));
+    let dg = tcp_segment(s, d, sport, 80, ACK, &[7u8; 40]);
+    let (a, b) = dg.split_at(24);
+    match (s, d) {
+        (IpAddr::V4(s4), IpAddr::V4(d4)) => {
+            let mut h1 = ipv4_header(s4, d4, TCP, a.len(), IpOpts { df: false, ..opts() });
+            h1[6] |= 0x20; // MF
+            h1[10] = 0;
+            h1[11] = 0;
+            let c = csum(&[&h1]);
+            h1[10..12].copy_from_slice(&c.to_be_bytes());
+            let mut h2 = ipv4_header(s4, d4, TCP, b.len(), IpOpts { df: false, ..opts() });
+            h2[6] = 0;
+            h2[7] = 3; // offset 24 bytes
+            h2[10] = 0;
+            h2[11] = 0;
+            let c = csum(&[&h2]);
+            h2[10..12].copy_from_slice(&c.to_be_bytes());
+            (
+                eth(m(NODE_MAC), m(CLIENT_MAC), 0x0800, &[&h1[..], a].concat()),
+                eth(m(NODE_MAC), m(CLIENT_MAC), 0x0800, &[&h2[..], b].concat()),
+            )
+        }
+        (IpAddr::V6(s6), IpAddr::V6(d6)) => {
+            let frag = |off: u16, more: bool, body: &[u8]| {
+                let mut fh = vec![TCP, 0];
+                fh.extend_from_slice(&((off << 3) | u16::from(more)).to_be_bytes());
+                fh.extend_from_slice(&0xabcdu32.to_be_bytes());
+                fh.extend_from_slice(body);
+                let h = ipv6_header(s6, d6, 44, fh.len(), opts());
+                eth(m(NODE_MAC), m(CLIENT_MAC), 0x86dd, &[&h[..], &fh].concat())
+            };
+            (frag(0, true, a), frag(3, false, b))
+        }
+        _ => unreachable!(),
+    }
+}
