@@ -68,17 +68,31 @@ no_offloads() {
 
 sysctl_ns() { local ns=$1; shift; for kv in "$@"; do nsx "$ns" sysctl -qw "$kv" >/dev/null; done; }
 
+# The l4lb binary to run: $L4LB, else the first of target/release, target/debug and
+# PATH that has the `run` subcommand (a stale build may not).
 l4lb_bin() {
     if [[ -n "${L4LB:-}" ]]; then echo "$L4LB"; return; fi
-    for b in "$REPO_DIR/target/release/l4lb" "$REPO_DIR/target/debug/l4lb"; do
-        [[ -x "$b" ]] && { echo "$b"; return; }
+    local b
+    for b in "$REPO_DIR/target/release/l4lb" "$REPO_DIR/target/debug/l4lb" "$(command -v l4lb 2>/dev/null)"; do
+        [[ -n $b && -x $b ]] && "$b" run --help >/dev/null 2>&1 && { echo "$b"; return; }
     done
-    command -v l4lb 2>/dev/null || true
 }
 
 l4lb_can_run() {
     local bin; bin=$(l4lb_bin)
     [[ -n "$bin" ]] && "$bin" run --help >/dev/null 2>&1
+}
+
+# The backends' decapsulation companion (docs/DECAP.md): bpf/decap.bpf.o if built
+# (make -C bpf), else compiled from bpf/decap.bpf.c into lab/run/ when clang is here.
+decap_object() {
+    if [[ -f $REPO_DIR/bpf/decap.bpf.o ]]; then echo "$REPO_DIR/bpf/decap.bpf.o"; return; fi
+    [[ -f $REPO_DIR/bpf/decap.bpf.c ]] && command -v clang >/dev/null 2>&1 || return 0
+    local out="$RUN_DIR/decap.bpf.o"
+    if clang -O2 -g -target bpf -Wall -I"/usr/include/$(uname -m)-linux-gnu" \
+        -c "$REPO_DIR/bpf/decap.bpf.c" -o "$out" 2>"$RUN_DIR/decap-build.log"; then
+        echo "$out"
+    fi
 }
 
 write_config() {
@@ -276,14 +290,15 @@ cmd_up() {
         nsx "$NS_ROUTER" ip rule add iif br-be ipproto tcp sport "$VIP_PORT" lookup "$DNAT_TABLE" priority 100
         nsx "$NS_ROUTER" ip -6 rule add iif br-be ipproto tcp sport "$VIP_PORT" lookup "$DNAT_TABLE" priority 100
     else
-        local obj="$REPO_DIR/bpf/decap.bpf.o"
-        if [[ -f $obj ]]; then
+        local obj
+        obj=$(decap_object)
+        if [[ -n $obj ]]; then
             for b in "${BACKENDS[@]}"; do
                 nsx "l4lb-$b" ip link set dev eth0 xdpgeneric obj "$obj" sec xdp
             done
             log "loaded $obj (XDP generic) on the backends' eth0"
         else
-            log "warning: $obj not found: backends cannot decapsulate $mode (no GRE/IPIP devices on this kernel)"
+            log "warning: no bpf/decap.bpf.o and no clang to build it: backends cannot decapsulate $mode (no GRE/IPIP devices on this kernel)"
         fi
     fi
 
@@ -377,13 +392,27 @@ cmd_down() {
         [[ -e /run/netns/$ns ]] || continue
         for pid in $(ip netns pids "$ns" 2>/dev/null); do kill "$pid" 2>/dev/null || true; done
     done
-    sleep 0.2
+    # Give l4lb time to drain and print its final counters (SIGTERM), then force.
+    local left
+    for _ in $(seq 30); do
+        left=0
+        for ns in "${ALL_NS[@]}"; do
+            [[ -e /run/netns/$ns ]] && [[ -n $(ip netns pids "$ns" 2>/dev/null) ]] && left=1
+        done
+        ((left)) || break
+        sleep 0.1
+    done
     for ns in "${ALL_NS[@]}"; do
         [[ -e /run/netns/$ns ]] || continue
         for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
         ip netns del "$ns" 2>/dev/null || true
     done
-    rm -rf "$RUN_DIR"/www-* "$RUN_DIR"/*.pid "$RUN_DIR"/*.log "$RUN_DIR/mode" "$RUN_DIR/l4lb.toml" 2>/dev/null || true
+    if [[ -z $quiet && -s $RUN_DIR/l4lb.log ]]; then
+        log "l4lb's last words ($RUN_DIR/l4lb.log):"
+        tail -n 15 "$RUN_DIR/l4lb.log" | sed 's/\x1b\[[0-9;]*m//g; s/^/  /'
+    fi
+    rm -rf "$RUN_DIR"/www-* "$RUN_DIR"/*.pid "$RUN_DIR"/*.log "$RUN_DIR"/*.pcap "$RUN_DIR"/*.out "$RUN_DIR/mode" \
+        "$RUN_DIR/l4lb.toml" "$RUN_DIR/decap.bpf.o" 2>/dev/null || true
     [[ -n $quiet ]] || log "down"
 }
 
