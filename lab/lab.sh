@@ -319,7 +319,13 @@ cmd_up() {
         l4lb)
             local bin; bin=$(l4lb_bin)
             nsx "$NS_LB" setsid "$bin" run --config "$RUN_DIR/l4lb.toml" >"$RUN_DIR/l4lb.log" 2>&1 </dev/null &
-            echo $! >"$RUN_DIR/l4lb.pid"
+            local pid=$!
+            echo $pid >"$RUN_DIR/l4lb.pid"
+            for _ in $(seq 100); do
+                grep -q "forwarding" "$RUN_DIR/l4lb.log" 2>/dev/null && break
+                kill -0 $pid 2>/dev/null || { cat "$RUN_DIR/l4lb.log" >&2; die "l4lb run exited at start"; }
+                sleep 0.1
+            done
             log "started $bin run in $NS_LB (log: $RUN_DIR/l4lb.log)"
             ;;
         nft)
