@@ -4,6 +4,7 @@
 #
 #   lab/lab.sh up [dnat|gre|ipip] [--driver af_packet|af_xdp] [--balancer auto|l4lb|nft|none]
 #   lab/lab.sh curl [N]        # N requests to the VIP (IPv4 and IPv6), tally per backend
+#   lab/lab.sh backend be2 down   # up|down|drain, applied by l4lb on SIGHUP
 #   lab/lab.sh status
 #   lab/lab.sh down            # idempotent
 #
@@ -95,6 +96,21 @@ decap_object() {
     fi
 }
 
+# The l4lb process in the LB namespace (setsid may have forked: not $! of the launch).
+l4lb_pid() {
+    local p
+    for p in $(ip netns pids "$NS_LB" 2>/dev/null); do
+        [[ $(cat "/proc/$p/comm" 2>/dev/null) == l4lb ]] && { echo "$p"; return; }
+    done
+}
+
+# Backend states set with `lab.sh backend NAME STATE` (lab/run/states: "be2 down").
+backend_state() {
+    local st
+    st=$(awk -v b="$1" '$1 == b {s = $2} END {print s}' "$RUN_DIR/states" 2>/dev/null)
+    echo "${st:-up}"
+}
+
 write_config() {
     local mode=$1 driver=$2 f="$RUN_DIR/l4lb.toml"
     {
@@ -127,11 +143,13 @@ write_config() {
             echo "forwarding = \"$mode\""
             echo "hash = \"5-tuple\""
             echo "table_size = 65537"
-            for a in "${addrs[@]}"; do
+            local k
+            for k in 0 1 2; do
                 echo
                 echo "  [[vip.backend]]"
-                echo "  address = \"$a\""
+                echo "  address = \"${addrs[$k]}\""
                 echo "  weight = 1"
+                echo "  state = \"$(backend_state "${BACKENDS[$k]}")\""
             done
         done
     } >"$f"
@@ -210,6 +228,7 @@ cmd_up() {
     cmd_down quiet
     mkdir -p "$RUN_DIR"
     echo "$mode $driver $balancer" >"$RUN_DIR/mode"
+    rm -f "$RUN_DIR/states"
 
     for ns in "${ALL_NS[@]}"; do
         ip netns add "$ns"
@@ -319,13 +338,12 @@ cmd_up() {
         l4lb)
             local bin; bin=$(l4lb_bin)
             nsx "$NS_LB" setsid "$bin" run --config "$RUN_DIR/l4lb.toml" >"$RUN_DIR/l4lb.log" 2>&1 </dev/null &
-            local pid=$!
-            echo $pid >"$RUN_DIR/l4lb.pid"
             for _ in $(seq 100); do
                 grep -q "forwarding" "$RUN_DIR/l4lb.log" 2>/dev/null && break
-                kill -0 $pid 2>/dev/null || { cat "$RUN_DIR/l4lb.log" >&2; die "l4lb run exited at start"; }
                 sleep 0.1
             done
+            [[ -n $(l4lb_pid) ]] || { cat "$RUN_DIR/l4lb.log" >&2; die "l4lb run exited at start"; }
+            l4lb_pid >"$RUN_DIR/l4lb.pid"
             log "started $bin run in $NS_LB (log: $RUN_DIR/l4lb.log)"
             ;;
         nft)
@@ -375,6 +393,26 @@ cmd_curl() {
     done
 }
 
+# Set a backend's state in both VIPs, rewrite the config and make l4lb reload it
+# (SIGHUP): new connections avoid a `down` or `drain` backend; established ones on
+# other backends continue.
+cmd_backend() {
+    local name=${1:-} state=${2:-}
+    [[ $name =~ ^be[123]$ && $state =~ ^(up|down|drain)$ ]] || die "usage: lab.sh backend be1|be2|be3 up|down|drain"
+    [[ -f $RUN_DIR/mode ]] || die "lab is not up"
+    local mode driver balancer
+    read -r mode driver balancer <"$RUN_DIR/mode"
+    [[ $balancer == l4lb ]] || die "backend states need l4lb as the balancer (this lab runs: $balancer)"
+    { grep -v "^$name " "$RUN_DIR/states" 2>/dev/null || true; echo "$name $state"; } >"$RUN_DIR/states.new"
+    mv "$RUN_DIR/states.new" "$RUN_DIR/states"
+    write_config "$mode" "$driver" >/dev/null
+    local pid; pid=$(l4lb_pid)
+    [[ -n $pid ]] || die "l4lb is not running in $NS_LB"
+    kill -HUP "$pid"
+    sleep 0.5
+    log "$name is $state (config reloaded)"
+}
+
 cmd_status() {
     local up=0
     for ns in "${ALL_NS[@]}"; do [[ -e /run/netns/$ns ]] && up=$((up + 1)); done
@@ -417,7 +455,7 @@ cmd_down() {
         log "l4lb's last words ($RUN_DIR/l4lb.log):"
         tail -n 15 "$RUN_DIR/l4lb.log" | sed 's/\x1b\[[0-9;]*m//g; s/^/  /'
     fi
-    rm -rf "$RUN_DIR"/www-* "$RUN_DIR"/*.pid "$RUN_DIR"/*.log "$RUN_DIR"/*.pcap "$RUN_DIR"/*.out "$RUN_DIR/mode" \
+    rm -rf "$RUN_DIR/states" "$RUN_DIR"/www-* "$RUN_DIR"/*.pid "$RUN_DIR"/*.log "$RUN_DIR"/*.pcap "$RUN_DIR"/*.out "$RUN_DIR/mode" \
         "$RUN_DIR/l4lb.toml" "$RUN_DIR/decap.bpf.o" 2>/dev/null || true
     [[ -n $quiet ]] || log "down"
 }
@@ -427,5 +465,6 @@ case ${1:-} in
     down) cmd_down ;;
     status) cmd_status ;;
     curl) shift; cmd_curl "$@" ;;
-    *) echo "usage: $0 up [dnat|gre|ipip] [--driver af_packet|af_xdp] [--balancer auto|l4lb|nft|none] | curl [N] | status | down" >&2; exit 2 ;;
+    backend) shift; cmd_backend "$@" ;;
+    *) echo "usage: $0 up [dnat|gre|ipip] [--driver af_packet|af_xdp] [--balancer auto|l4lb|nft|none] | curl [N] | backend beN up|down|drain | status | down" >&2; exit 2 ;;
 esac
