@@ -66,23 +66,27 @@ pub struct Pipeline {
     snap_version: u64,
 }
 
-/// Flow class for a packet: UDP flows have their own timeout; a TCP SYN without
-/// ACK, a FIN or a RST make the flow transitory; any other TCP packet establishes it.
+/// Flow class for a new flow's first packet: UDP flows have their own timeout; a
+/// TCP SYN without ACK is transitory, a FIN or RST closing; any other TCP packet
+/// (a flow picked up mid-stream) is established.
 #[inline]
 fn class_of(p: &Parsed) -> FlowClass {
     if p.proto != proto::TCP {
         return FlowClass::Udp;
     }
     let f = p.tcp_flags;
-    if f & (tcpf::FIN | tcpf::RST) != 0 || (f & tcpf::SYN != 0 && f & tcpf::ACK == 0) {
+    if f & (tcpf::FIN | tcpf::RST) != 0 {
+        FlowClass::Closing
+    } else if f & tcpf::SYN != 0 && f & tcpf::ACK == 0 {
         FlowClass::Transitory
     } else {
         FlowClass::Established
     }
 }
 
-/// Class of an existing flow after a packet: FIN/RST close it (transitory);
-/// a transitory flow that sees an ordinary segment becomes established.
+/// Class of an existing flow after a packet: a FIN or RST closes it for good (the
+/// transitory timeout); a new SYN reopens it (port reuse); a transitory flow that
+/// sees an ordinary segment becomes established.
 #[inline]
 fn next_class(cur: FlowClass, p: &Parsed) -> FlowClass {
     if p.proto != proto::TCP {
@@ -90,11 +94,58 @@ fn next_class(cur: FlowClass, p: &Parsed) -> FlowClass {
     }
     let f = p.tcp_flags;
     if f & (tcpf::FIN | tcpf::RST) != 0 {
-        FlowClass::Transitory
+        FlowClass::Closing
     } else if f & tcpf::SYN != 0 && f & tcpf::ACK == 0 {
-        cur
+        if cur == FlowClass::Closing { FlowClass::Transitory } else { cur }
+    } else if cur == FlowClass::Closing {
+        FlowClass::Closing
     } else {
         FlowClass::Established
+    }
+}
+
+#[cfg(test)]
+mod class_tests {
+    use super::*;
+    use common::flow::{FlowKey, FlowKeyV4};
+
+    fn tcp(flags: u8) -> Parsed {
+        Parsed {
+            l2_len: 14,
+            ethertype_off: 12,
+            ip_len: 40,
+            l4_off: 34,
+            proto: proto::TCP,
+            key: FlowKey::V4(FlowKeyV4::default()),
+            has_ports: true,
+            frag: Frag::No,
+            tcp_flags: flags,
+            tos: 0,
+            df: true,
+        }
+    }
+
+    #[test]
+    fn tcp_life_cycle() {
+        use tcpf::{ACK, FIN, RST, SYN};
+        let mut c = class_of(&tcp(SYN));
+        assert_eq!(c, FlowClass::Transitory);
+        c = next_class(c, &tcp(SYN));
+        assert_eq!(c, FlowClass::Transitory, "a retransmitted SYN stays transitory");
+        c = next_class(c, &tcp(ACK));
+        assert_eq!(c, FlowClass::Established);
+        c = next_class(c, &tcp(FIN | ACK));
+        assert_eq!(c, FlowClass::Closing);
+        c = next_class(c, &tcp(ACK));
+        assert_eq!(c, FlowClass::Closing, "the last ACK of a close does not re-establish");
+        c = next_class(c, &tcp(SYN));
+        assert_eq!(c, FlowClass::Transitory, "port reuse reopens");
+        assert_eq!(next_class(FlowClass::Established, &tcp(RST)), FlowClass::Closing);
+        assert_eq!(class_of(&tcp(ACK)), FlowClass::Established);
+        assert_eq!(class_of(&tcp(RST)), FlowClass::Closing);
+        let mut udp = tcp(0);
+        udp.proto = proto::UDP;
+        assert_eq!(class_of(&udp), FlowClass::Udp);
     }
 }
 
