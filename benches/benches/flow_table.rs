@@ -14,6 +14,10 @@ use std::time::{Duration, Instant};
 
 use common::flow::{FlowKey, FlowKeyV4, FlowKeyV6, proto};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+
+#[path = "support/cpu.rs"]
+mod cpu;
+use cpu::ThreadCpu;
 use dataplane::flow_table::{FlowClass, FlowTable, FlowTimeouts, FlowValue};
 
 const BURST: usize = 32;
@@ -130,7 +134,7 @@ enum Mode {
     HashOnce,
 }
 
-fn bench_lookup(c: &mut Criterion) {
+fn bench_lookup(c: &mut Criterion<ThreadCpu>) {
     let mut g = c.benchmark_group("flow_table");
     g.throughput(Throughput::Elements(BURST as u64));
     for (name, n, v6, mode) in [
@@ -166,7 +170,7 @@ fn bench_lookup(c: &mut Criterion) {
     g.finish();
 }
 
-fn bench_insert(c: &mut Criterion) {
+fn bench_insert(c: &mut Criterion<ThreadCpu>) {
     let mut g = c.benchmark_group("flow_table");
     g.throughput(Throughput::Elements(BURST as u64));
     for (name, n, v6) in [("insert_new_v4", 1_000_000, false), ("insert_new_v6", 1_000_000, true)] {
@@ -194,8 +198,11 @@ fn bench_insert(c: &mut Criterion) {
     g.finish();
 }
 
-fn config() -> Criterion {
-    Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3))
+fn config() -> Criterion<ThreadCpu> {
+    Criterion::default()
+        .with_measurement(ThreadCpu)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
 }
 
 criterion_group! { name = benches; config = config(); targets = bench_lookup, bench_insert }

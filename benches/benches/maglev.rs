@@ -14,13 +14,17 @@ use common::maglev::{MaglevBackend, build};
 use common::snapshot::Snapshot;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 
+#[path = "support/cpu.rs"]
+mod cpu;
+use cpu::ThreadCpu;
+
 const M: u32 = 65537;
 
 fn backends(n: u32) -> Vec<MaglevBackend> {
     (0..n).map(|i| MaglevBackend::new(IpAddr::V4(Ipv4Addr::from(0x0a01_0000 + i)), 1)).collect()
 }
 
-fn maglev_build(c: &mut Criterion) {
+fn maglev_build(c: &mut Criterion<ThreadCpu>) {
     let mut g = c.benchmark_group("maglev_build");
     g.measurement_time(Duration::from_secs(4)).warm_up_time(Duration::from_secs(1)).sample_size(50);
     for n in [10u32, 100, 1000] {
@@ -63,7 +67,7 @@ forwarding = "ipip"
   address = "10.1.0.21"
 "#;
 
-fn per_packet(c: &mut Criterion) {
+fn per_packet(c: &mut Criterion<ThreadCpu>) {
     let snap = Snapshot::build(&Config::from_toml_str(CFG).expect("bench config"), None);
     let key = FlowKeyV4 { src: [192, 0, 2, 1], dst: [198, 51, 100, 10], src_port: 40000, dst_port: 80, proto: 6 };
     let mut g = c.benchmark_group("per_packet");
@@ -87,7 +91,7 @@ fn per_packet(c: &mut Criterion) {
     g.finish();
 }
 
-fn snapshot_build(c: &mut Criterion) {
+fn snapshot_build(c: &mut Criterion<ThreadCpu>) {
     let cfg = Config::from_toml_str(CFG).expect("bench config");
     let first = Snapshot::build(&cfg, None);
     let mut g = c.benchmark_group("snapshot_build");
@@ -99,5 +103,9 @@ fn snapshot_build(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, maglev_build, per_packet, snapshot_build);
+criterion_group! {
+    name = benches;
+    config = Criterion::default().with_measurement(ThreadCpu);
+    targets = maglev_build, per_packet, snapshot_build
+}
 criterion_main!(benches);

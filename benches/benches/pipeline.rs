@@ -8,12 +8,19 @@
 //!
 //! Each iteration resets 32 buffers from a template (what the NIC's DMA would do)
 //! and runs them through the pipeline; criterion's throughput is packets/s.
+//! Times are thread CPU time (see support/cpu.rs): the machine these run on is shared.
 
 use std::hint::black_box;
 
 use common::config::Config;
 use common::snapshot::Snapshot;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+
+#[path = "support/cpu.rs"]
+mod cpu;
+use cpu::ThreadCpu;
+
+type C = Criterion<ThreadCpu>;
 use dataplane::pipeline::parse::{ParseOutcome, parse};
 use dataplane::pipeline::{Pipeline, Verdict};
 use dataplane::port::memory::{HeapBuf, MemoryPort};
@@ -89,7 +96,7 @@ impl Walk {
     }
 }
 
-fn established(c: &mut Criterion) {
+fn established(c: &mut C) {
     let cfg = config("gre", 10);
     let snap = Snapshot::build(&cfg, None);
     let tpl = template();
@@ -130,7 +137,7 @@ fn established(c: &mut Criterion) {
     g.finish();
 }
 
-fn new_flow(c: &mut Criterion) {
+fn new_flow(c: &mut C) {
     let cfg = config("gre", 10);
     let snap = Snapshot::build(&cfg, None);
     let tpl = template();
@@ -154,7 +161,7 @@ fn new_flow(c: &mut Criterion) {
     g.finish();
 }
 
-fn parse_bench(c: &mut Criterion) {
+fn parse_bench(c: &mut C) {
     let tpl = template();
     let mut g = c.benchmark_group("parse");
     g.throughput(Throughput::Elements(1));
@@ -167,7 +174,7 @@ fn parse_bench(c: &mut Criterion) {
     g.finish();
 }
 
-fn dnat_handoff(c: &mut Criterion) {
+fn dnat_handoff(c: &mut C) {
     let cfg = config("dnat", 10);
     let snap = std::sync::Arc::new(Snapshot::build(&cfg, None));
     let cell = SnapshotCell::new(snap.clone(), 2);
@@ -226,5 +233,9 @@ fn dnat_handoff(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, parse_bench, established, new_flow, dnat_handoff);
+criterion_group! {
+    name = benches;
+    config = Criterion::default().with_measurement(ThreadCpu);
+    targets = parse_bench, established, new_flow, dnat_handoff
+}
 criterion_main!(benches);
