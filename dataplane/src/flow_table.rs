@@ -55,18 +55,36 @@ pub enum FlowClass {
 
 impl FlowClass {
     /// The class a TCP segment with these flags (`common::wire::tcp::flags` bits)
-    /// puts its flow in: FIN or RST, or SYN without ACK, is transitory; anything
-    /// else is established.
+    /// gives a new flow: FIN or RST is closing, SYN without ACK transitory, anything
+    /// else (a flow picked up mid-stream) established.
     #[inline]
     pub fn from_tcp_flags(flags: u8) -> FlowClass {
         const FIN: u8 = 0x01;
         const SYN: u8 = 0x02;
         const RST: u8 = 0x04;
         const ACK: u8 = 0x10;
-        if flags & (FIN | RST) != 0 || flags & (SYN | ACK) == SYN {
+        if flags & (FIN | RST) != 0 {
+            FlowClass::Closing
+        } else if flags & (SYN | ACK) == SYN {
             FlowClass::Transitory
         } else {
             FlowClass::Established
+        }
+    }
+
+    /// The class of an existing flow after a segment with these flags: a FIN or RST
+    /// closes it for good; a new SYN reopens a closed flow (port reuse); a transitory
+    /// flow that sees an ordinary segment becomes established.
+    #[inline]
+    pub fn after_tcp_flags(self, flags: u8) -> FlowClass {
+        const SYN: u8 = 0x02;
+        const ACK: u8 = 0x10;
+        match (FlowClass::from_tcp_flags(flags), self) {
+            (FlowClass::Closing, _) => FlowClass::Closing,
+            (FlowClass::Transitory, FlowClass::Closing) => FlowClass::Transitory,
+            (FlowClass::Transitory, cur) => cur,
+            (_, FlowClass::Closing) if flags & (SYN | ACK) != SYN => FlowClass::Closing,
+            (new, _) => new,
         }
     }
 }

@@ -293,8 +293,8 @@ fn class_from_tcp_flags() {
     assert_eq!(FlowClass::from_tcp_flags(0x12), FlowClass::Established); // SYN+ACK
     assert_eq!(FlowClass::from_tcp_flags(0x10), FlowClass::Established); // ACK
     assert_eq!(FlowClass::from_tcp_flags(0x18), FlowClass::Established); // PSH+ACK
-    assert_eq!(FlowClass::from_tcp_flags(0x11), FlowClass::Transitory); // FIN+ACK
-    assert_eq!(FlowClass::from_tcp_flags(0x14), FlowClass::Transitory); // RST+ACK
+    assert_eq!(FlowClass::from_tcp_flags(0x11), FlowClass::Closing); // FIN+ACK
+    assert_eq!(FlowClass::from_tcp_flags(0x14), FlowClass::Closing); // RST+ACK
 }
 
 /// Memory at capacity: everything is allocated by `new`, so this is the figure at

@@ -74,34 +74,16 @@ fn class_of(p: &Parsed) -> FlowClass {
     if p.proto != proto::TCP {
         return FlowClass::Udp;
     }
-    let f = p.tcp_flags;
-    if f & (tcpf::FIN | tcpf::RST) != 0 {
-        FlowClass::Closing
-    } else if f & tcpf::SYN != 0 && f & tcpf::ACK == 0 {
-        FlowClass::Transitory
-    } else {
-        FlowClass::Established
-    }
+    FlowClass::from_tcp_flags(p.tcp_flags)
 }
 
-/// Class of an existing flow after a packet: a FIN or RST closes it for good (the
-/// transitory timeout); a new SYN reopens it (port reuse); a transitory flow that
-/// sees an ordinary segment becomes established.
+/// Class of an existing flow after a packet (see [`FlowClass::after_tcp_flags`]).
 #[inline]
 fn next_class(cur: FlowClass, p: &Parsed) -> FlowClass {
     if p.proto != proto::TCP {
         return FlowClass::Udp;
     }
-    let f = p.tcp_flags;
-    if f & (tcpf::FIN | tcpf::RST) != 0 {
-        FlowClass::Closing
-    } else if f & tcpf::SYN != 0 && f & tcpf::ACK == 0 {
-        if cur == FlowClass::Closing { FlowClass::Transitory } else { cur }
-    } else if cur == FlowClass::Closing {
-        FlowClass::Closing
-    } else {
-        FlowClass::Established
-    }
+    cur.after_tcp_flags(p.tcp_flags)
 }
 
 #[cfg(test)]
