@@ -23,7 +23,6 @@ use std::net::IpAddr;
 use common::config::Forwarding;
 use common::flow::{FlowKey, proto};
 use common::snapshot::{NO_BACKEND, Snapshot, VipEntry};
-use common::wire::tcp::flags as tcpf;
 
 use crate::counters::{Counter, Counters, DropReason};
 use crate::flow_table::{FlowClass, FlowHash, FlowTable, FlowTimeouts, FlowValue};
@@ -84,51 +83,6 @@ fn next_class(cur: FlowClass, p: &Parsed) -> FlowClass {
         return FlowClass::Udp;
     }
     cur.after_tcp_flags(p.tcp_flags)
-}
-
-#[cfg(test)]
-mod class_tests {
-    use super::*;
-    use common::flow::{FlowKey, FlowKeyV4};
-
-    fn tcp(flags: u8) -> Parsed {
-        Parsed {
-            l2_len: 14,
-            ethertype_off: 12,
-            ip_len: 40,
-            l4_off: 34,
-            proto: proto::TCP,
-            key: FlowKey::V4(FlowKeyV4::default()),
-            has_ports: true,
-            frag: Frag::No,
-            tcp_flags: flags,
-            tos: 0,
-            df: true,
-        }
-    }
-
-    #[test]
-    fn tcp_life_cycle() {
-        use tcpf::{ACK, FIN, RST, SYN};
-        let mut c = class_of(&tcp(SYN));
-        assert_eq!(c, FlowClass::Transitory);
-        c = next_class(c, &tcp(SYN));
-        assert_eq!(c, FlowClass::Transitory, "a retransmitted SYN stays transitory");
-        c = next_class(c, &tcp(ACK));
-        assert_eq!(c, FlowClass::Established);
-        c = next_class(c, &tcp(FIN | ACK));
-        assert_eq!(c, FlowClass::Closing);
-        c = next_class(c, &tcp(ACK));
-        assert_eq!(c, FlowClass::Closing, "the last ACK of a close does not re-establish");
-        c = next_class(c, &tcp(SYN));
-        assert_eq!(c, FlowClass::Transitory, "port reuse reopens");
-        assert_eq!(next_class(FlowClass::Established, &tcp(RST)), FlowClass::Closing);
-        assert_eq!(class_of(&tcp(ACK)), FlowClass::Established);
-        assert_eq!(class_of(&tcp(RST)), FlowClass::Closing);
-        let mut udp = tcp(0);
-        udp.proto = proto::UDP;
-        assert_eq!(class_of(&udp), FlowClass::Udp);
-    }
 }
 
 impl Pipeline {
@@ -495,5 +449,51 @@ impl Pipeline {
         nat::rewrite_buf(b, p, &snap.node, End::Source, &vip.address, port)?;
         self.counters.inc(Counter::DnatReply);
         Ok(Verdict::Tx)
+    }
+}
+
+#[cfg(test)]
+mod class_tests {
+    use super::*;
+    use common::flow::{FlowKey, FlowKeyV4};
+    use common::wire::tcp::flags as tcpf;
+
+    fn tcp(flags: u8) -> Parsed {
+        Parsed {
+            l2_len: 14,
+            ethertype_off: 12,
+            ip_len: 40,
+            l4_off: 34,
+            proto: proto::TCP,
+            key: FlowKey::V4(FlowKeyV4::default()),
+            has_ports: true,
+            frag: Frag::No,
+            tcp_flags: flags,
+            tos: 0,
+            df: true,
+        }
+    }
+
+    #[test]
+    fn tcp_life_cycle() {
+        use tcpf::{ACK, FIN, RST, SYN};
+        let mut c = class_of(&tcp(SYN));
+        assert_eq!(c, FlowClass::Transitory);
+        c = next_class(c, &tcp(SYN));
+        assert_eq!(c, FlowClass::Transitory, "a retransmitted SYN stays transitory");
+        c = next_class(c, &tcp(ACK));
+        assert_eq!(c, FlowClass::Established);
+        c = next_class(c, &tcp(FIN | ACK));
+        assert_eq!(c, FlowClass::Closing);
+        c = next_class(c, &tcp(ACK));
+        assert_eq!(c, FlowClass::Closing, "the last ACK of a close does not re-establish");
+        c = next_class(c, &tcp(SYN));
+        assert_eq!(c, FlowClass::Transitory, "port reuse reopens");
+        assert_eq!(next_class(FlowClass::Established, &tcp(RST)), FlowClass::Closing);
+        assert_eq!(class_of(&tcp(ACK)), FlowClass::Established);
+        assert_eq!(class_of(&tcp(RST)), FlowClass::Closing);
+        let mut udp = tcp(0);
+        udp.proto = proto::UDP;
+        assert_eq!(class_of(&udp), FlowClass::Udp);
     }
 }

@@ -122,6 +122,17 @@ fn transport(seg: &[u8], proto: u8, frag: Frag) -> Result<(u16, u16, u8), DropRe
     }
 }
 
+/// Ports and TCP flags of the transport header at `l4_off..end`, when the packet
+/// carries one (TCP/UDP, not a later fragment): (source, destination, flags, present).
+#[inline(always)]
+fn ports(frame: &[u8], l4_off: usize, end: usize, proto: u8, frag: Frag) -> Result<(u16, u16, u8, bool), DropReason> {
+    if frag == Frag::Later || (proto != proto::TCP && proto != proto::UDP) {
+        return Ok((0, 0, 0, false));
+    }
+    let (s, d, f) = transport(frame.get(l4_off..end).unwrap_or(&[]), proto, frag)?;
+    Ok((s, d, f, true))
+}
+
 #[inline(always)]
 fn parse_v4(frame: &[u8], l2_len: usize, ethertype_off: usize) -> ParseOutcome {
     let bytes = &frame[l2_len..];
@@ -146,20 +157,11 @@ fn parse_v4(frame: &[u8], l2_len: usize, ethertype_off: usize) -> ParseOutcome {
         Frag::No
     };
     let l4_off = l2_len + hl;
-    let mut key = FlowKeyV4 { src: ip.src_bytes(), dst: ip.dst_bytes(), src_port: 0, dst_port: 0, proto };
-    let mut tcp_flags = 0;
-    let mut has_ports = false;
-    if frag != Frag::Later && (proto == proto::TCP || proto == proto::UDP) {
-        match transport(frame.get(l4_off..l2_len + ip_len).unwrap_or(&[]), proto, frag) {
-            Ok((s, d, f)) => {
-                key.src_port = s;
-                key.dst_port = d;
-                tcp_flags = f;
-                has_ports = true;
-            }
-            Err(r) => return ParseOutcome::Drop(r),
-        }
-    }
+    let (src_port, dst_port, tcp_flags, has_ports) = match ports(frame, l4_off, l2_len + ip_len, proto, frag) {
+        Ok(p) => p,
+        Err(r) => return ParseOutcome::Drop(r),
+    };
+    let key = FlowKeyV4 { src: ip.src_bytes(), dst: ip.dst_bytes(), src_port, dst_port, proto };
     ParseOutcome::Ip(Parsed {
         l2_len,
         ethertype_off,
@@ -196,20 +198,11 @@ fn parse_v6(frame: &[u8], l2_len: usize, ethertype_off: usize) -> ParseOutcome {
     };
     let proto = upper.protocol;
     let l4_off = l2_len + upper.offset;
-    let mut key = FlowKeyV6 { src: ip.src_bytes(), dst: ip.dst_bytes(), src_port: 0, dst_port: 0, proto };
-    let mut tcp_flags = 0;
-    let mut has_ports = false;
-    if frag != Frag::Later && (proto == proto::TCP || proto == proto::UDP) {
-        match transport(frame.get(l4_off..l2_len + ip_len).unwrap_or(&[]), proto, frag) {
-            Ok((s, d, f)) => {
-                key.src_port = s;
-                key.dst_port = d;
-                tcp_flags = f;
-                has_ports = true;
-            }
-            Err(r) => return ParseOutcome::Drop(r),
-        }
-    }
+    let (src_port, dst_port, tcp_flags, has_ports) = match ports(frame, l4_off, l2_len + ip_len, proto, frag) {
+        Ok(p) => p,
+        Err(r) => return ParseOutcome::Drop(r),
+    };
+    let key = FlowKeyV6 { src: ip.src_bytes(), dst: ip.dst_bytes(), src_port, dst_port, proto };
     ParseOutcome::Ip(Parsed {
         l2_len,
         ethertype_off,
