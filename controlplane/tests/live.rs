@@ -206,12 +206,14 @@ impl HeldConnection {
 
     /// The backend whose HTTP server holds this connection (bounded wait).
     fn backend(&self) -> usize {
-        let peer = format!("172.16.0.2:{}", self.local_port);
+        // The backends' servers are dual-stack: the peer shows as [::ffff:172.16.0.2]:port.
+        let (peer, mapped) = (format!("172.16.0.2:{}", self.local_port), format!("172.16.0.2]:{}", self.local_port));
         let end = Instant::now() + Duration::from_secs(5);
         while Instant::now() < end {
             for (i, b) in BACKENDS.iter().enumerate() {
                 let out = nsx(&format!("l4lb-{b}"), &["ss", "-Htn", "state", "established", "( sport = :80 )"]);
-                if String::from_utf8_lossy(&out.stdout).contains(&peer) {
+                let text = String::from_utf8_lossy(&out.stdout);
+                if text.contains(&peer) || text.contains(&mapped) {
                     return i;
                 }
             }
