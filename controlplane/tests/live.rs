@@ -50,8 +50,7 @@ fn lab_skip_reason() -> Option<String> {
 }
 
 fn run_cmd(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    out
+    cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"))
 }
 
 fn lab(args: &[&str]) -> Output {
@@ -363,6 +362,7 @@ fn run_in(ns: &Netns, config: &Path) -> Output {
         std::thread::sleep(Duration::from_millis(50));
     }
     let _ = child.kill();
+    let _ = child.wait();
     panic!("l4lb run {} did not exit", config.display());
 }
 
