@@ -457,3 +457,64 @@ fn sigterm_exits_zero_with_final_counters() {
     assert!(status.success(), "exit status after SIGTERM: {status}\nstdout: {out}\nstderr: {log}");
     assert!(out.contains("packets") && out.lines().count() >= 2, "final counters missing from stdout: {out:?}");
 }
+
+#[test]
+fn gen_transmits_and_sink_counts_over_a_veth() {
+    let Some((a, b, dev_a)) = veth_ns() else { return };
+    let dev_b = b.exec(&["ls", "/sys/class/net"]).expect("ls");
+    let dev_b = String::from_utf8_lossy(&dev_b.stdout)
+        .split_whitespace()
+        .find(|d| *d != "lo")
+        .expect("the veth peer")
+        .to_owned();
+    let tmp = TempDir::new("gen");
+    let cfg = tmp.config("gen.toml", NODE);
+    let pcap = tmp.0.join("gen.pcap");
+    let sink = Command::new("ip")
+        .args(["netns", "exec", b.name(), "timeout", "20", L4LB, "sink", "--interface", &dev_b, "--duration", "3s"])
+        .arg("--json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("l4lb sink");
+    std::thread::sleep(Duration::from_millis(300));
+    // 100 generated 100-byte frames, looped to 5000 at 5000 pps (about a second), also written to a file.
+    let out = run_cmd(
+        Command::new("ip")
+            .args(["netns", "exec", a.name(), "timeout", "20", L4LB, "gen", "--config"])
+            .arg(&cfg)
+            .args(["--flows", "10", "--packets", "100", "--size", "100", "--established-only", "--interface", &dev_a])
+            .args(["--rate", "5000", "--count", "5000", "--loop", "--output"])
+            .arg(&pcap),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "gen --interface: {text} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains(&format!("{dev_a}: sent 5000 packets (500000 bytes)")), "{text}");
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let pps: f64 = words
+        .windows(2)
+        .find(|w| w[1] == "pps,")
+        .and_then(|w| w[0].parse().ok())
+        .unwrap_or_else(|| panic!("no rate in {text:?}"));
+    assert!((4000.0..5500.0).contains(&pps), "achieved {pps} pps for a 5000 pps target: {text}");
+    assert!(std::fs::metadata(&pcap).map(|m| m.len()).unwrap_or(0) > 100 * 100, "--output not written");
+    let out = sink.wait_with_output().expect("sink");
+    assert!(out.status.success(), "sink: {}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("sink --json");
+    let packets = v["packets"].as_u64().expect("packets");
+    assert!((4950..=5000).contains(&packets), "sink counted {packets} of 5000: {v}");
+    assert_eq!(v["bytes"].as_u64(), Some(packets * 100), "{v}");
+    assert!((4000.0..6000.0).contains(&v["pps"].as_f64().expect("pps")), "{v}");
+
+    // A given capture, sent once as fast as possible.
+    let out = run_cmd(
+        Command::new("ip")
+            .args(["netns", "exec", a.name(), "timeout", "20", L4LB, "gen", "--interface", &dev_a, "--input"])
+            .arg(&pcap),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("sent 100 packets"), "gen --input: {text}");
+    // Unusable options: one line.
+    let out = run_cmd(Command::new(L4LB).args(["gen", "--interface", "l4lb-nosuch0", "--input"]).arg(&pcap));
+    assert_one_line_error(&out, "gen on a missing interface", "l4lb-nosuch0");
+}
