@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PKGS=(pkg-config clang llvm libclang-dev libbpf-dev libxdp-dev xdp-tools bpftool m4
-      dpdk dpdk-dev libdpdk-dev tshark python3-scapy tcpdump iproute2 nftables iputils-ping curl python3)
+      dpdk dpdk-dev libdpdk-dev tshark python3-scapy tcpdump iproute2 nftables iputils-ping curl python3 ethtool)
 
 missing=()
 for p in "${PKGS[@]}"; do

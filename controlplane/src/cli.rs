@@ -24,8 +24,11 @@ pub enum Command {
     Run(commands::run::Args),
     /// Offline: run the data plane on a capture; write what it sends (and gives the host).
     Replay(commands::replay::Args),
-    /// Write deterministic synthetic traffic towards the config's VIPs (pktgen-style).
+    /// Synthetic traffic towards the config's VIPs (pktgen-style): write a capture and/or
+    /// transmit it (or a given capture) on an interface at a target rate.
     Gen(commands::r#gen::Args),
+    /// Count the frames arriving on an interface for a while (packets, bytes, pps).
+    Sink(commands::sink::Args),
 }
 
 /// Entry point; returns the process exit status.
@@ -66,6 +69,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Run(args) => commands::run::run(&args),
         Command::Replay(args) => commands::replay::run(&args),
         Command::Gen(args) => commands::r#gen::run(&args),
+        Command::Sink(args) => commands::sink::run(&args),
     }
 }
 
@@ -91,5 +95,92 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(Cli::try_parse_from(["l4lb", "check"]).is_err());
+    }
+
+    #[test]
+    fn gen_offline_options_unchanged_and_live_options_parse() {
+        let c = Cli::try_parse_from([
+            "l4lb",
+            "gen",
+            "--config",
+            "c.toml",
+            "--output",
+            "o.pcap",
+            "--flows",
+            "3",
+            "--packets",
+            "9",
+        ])
+        .unwrap();
+        let Command::Gen(a) = c.command else { panic!() };
+        assert_eq!((a.flows, a.packets, a.rate, a.interface), (Some(3), Some(9), None, None));
+        // Offline needs --output, --flows and --packets as before.
+        assert!(Cli::try_parse_from(["l4lb", "gen", "--config", "c.toml", "--flows", "3", "--packets", "9"]).is_err());
+        assert!(
+            Cli::try_parse_from(["l4lb", "gen", "--config", "c.toml", "--output", "o.pcap", "--flows", "3"]).is_err()
+        );
+        // Live: a given capture, no config; a generated one with limits.
+        let c = Cli::try_parse_from([
+            "l4lb",
+            "gen",
+            "--interface",
+            "eth0",
+            "--input",
+            "i.pcap",
+            "--rate",
+            "0",
+            "--loop",
+            "--duration",
+            "5s",
+        ])
+        .unwrap();
+        let Command::Gen(a) = c.command else { panic!() };
+        assert_eq!(a.duration, Some(std::time::Duration::from_secs(5)));
+        assert!(a.looped && a.config.is_none() && a.rate == Some(0));
+        let c = Cli::try_parse_from([
+            "l4lb",
+            "gen",
+            "--config",
+            "c.toml",
+            "--flows",
+            "3",
+            "--packets",
+            "9",
+            "--interface",
+            "eth0",
+            "--count",
+            "100",
+            "--dst-mac",
+            "02:00:00:00:00:fe",
+        ])
+        .unwrap();
+        let Command::Gen(a) = c.command else { panic!() };
+        assert_eq!((a.count, a.dst_mac), (Some(100), Some([2, 0, 0, 0, 0, 0xfe])));
+        // Live-only options need --interface; --input excludes --config.
+        assert!(
+            Cli::try_parse_from([
+                "l4lb",
+                "gen",
+                "--config",
+                "c",
+                "--output",
+                "o",
+                "--flows",
+                "1",
+                "--packets",
+                "1",
+                "--loop"
+            ])
+            .is_err()
+        );
+        assert!(Cli::try_parse_from(["l4lb", "gen", "--interface", "e", "--input", "i", "--config", "c"]).is_err());
+        assert!(
+            Cli::try_parse_from(["l4lb", "gen", "--interface", "e", "--input", "i", "--duration", "5 parsecs"])
+                .is_err()
+        );
+        let c = Cli::try_parse_from(["l4lb", "sink", "--interface", "eth0", "--duration", "2s", "--json"]).unwrap();
+        let Command::Sink(a) = c.command else { panic!() };
+        assert_eq!((a.interface.as_str(), a.duration, a.json), ("eth0", std::time::Duration::from_secs(2), true));
+        assert!(Cli::try_parse_from(["l4lb", "sink", "--interface", "eth0"]).is_err());
     }
 }

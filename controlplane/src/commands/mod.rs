@@ -20,4 +20,5 @@ pub mod check;
 pub mod r#gen;
 pub mod replay;
 pub mod run;
+pub mod sink;
 pub mod table;

@@ -582,8 +582,15 @@ impl Port for XskQueue {
         }
     }
 
+    /// The port's counters, with the kernel's drops for this socket (frames the
+    /// redirect could not place because the RX or fill ring was full) as `rx_missed`.
+    /// One `getsockopt`: the worker calls this every few milliseconds, never per packet.
     fn stats(&self) -> PortStats {
-        self.stats
+        let mut s = self.stats;
+        if let Ok(k) = self.kernel_stats() {
+            s.rx_missed += k.rx_dropped + k.rx_ring_full + k.rx_fill_ring_empty_descs;
+        }
+        s
     }
 }
 
