@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The side-by-side throughput comparison of docs/PERFORMANCE_LIVE.md: lab/bench-nft.sh
+# The side-by-side throughput comparison of docs/PERFORMANCE.md ("Live (veth)"): lab/bench-nft.sh
 # for nftables DNAT, l4lb over AF_PACKET and l4lb over AF_XDP, RUNS times each, back
 # to back, then the median of each balancer's delivered pps (and its drops).
 #
