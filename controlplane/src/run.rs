@@ -124,11 +124,12 @@ fn run_dpdk(_cfg: Config, _path: &Path) -> Result<RunStats> {
     bail!("this l4lb was built without DPDK support (cargo feature \"dpdk\")")
 }
 
+/// An (address, port, IP protocol) triple.
+pub type Endpoint = (std::net::IpAddr, u16, u8);
+
 /// What the XDP program must redirect: VIPs, VIP addresses (ICMP, fragments),
 /// and DNAT backend endpoints (replies).
-pub fn redirect_sets(
-    snap: &Snapshot,
-) -> (Vec<(std::net::IpAddr, u16, u8)>, Vec<std::net::IpAddr>, Vec<(std::net::IpAddr, u16, u8)>) {
+pub fn redirect_sets(snap: &Snapshot) -> (Vec<Endpoint>, Vec<std::net::IpAddr>, Vec<Endpoint>) {
     let mut vips = Vec::new();
     let mut addrs = Vec::new();
     let mut dnat = Vec::new();

@@ -128,6 +128,16 @@ impl Drop for TempDir {
     }
 }
 
+/// Removes DPDK's runtime directory of a `--file-prefix` on drop (the EAL leaves
+/// `/var/run/dpdk/PREFIX` behind even with `--no-shconf`).
+struct RuntimeDir(String);
+
+impl Drop for RuntimeDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(Path::new("/var/run/dpdk").join(&self.0));
+    }
+}
+
 /// Kills the process on drop (a failed assertion must not leave DPDK running).
 struct Running(Option<Child>);
 
@@ -196,6 +206,7 @@ fn run_dpdk(dir: &Path, input: &[(u64, Vec<u8>)], workers: usize, split: Split) 
         outs.push(tx);
     }
     let prefix = format!("l4lb-eq-{}-{tag}", std::process::id());
+    let _runtime_dir = RuntimeDir(prefix.clone());
     let cfg = format!(
         "{}\n[io]\ndriver = \"dpdk\"\n\n[io.dpdk]\neal_args = [\"-l\", \"0\", \"--no-pci\", \"--no-huge\", \"-m\", \"256\", \
          \"--no-shconf\", \"--file-prefix={prefix}\", \"--log-level=lib.eal:warning\", \"{vdev}\"]\nport = 0\nmbufs = 4095\n",

@@ -47,6 +47,16 @@ impl Drop for TempDir {
     }
 }
 
+/// Removes DPDK's runtime directory of a `--file-prefix` on drop (the EAL leaves
+/// `/var/run/dpdk/PREFIX` behind even with `--no-shconf`).
+struct RuntimeDir(String);
+
+impl Drop for RuntimeDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(Path::new("/var/run/dpdk").join(&self.0));
+    }
+}
+
 /// Kills the process on drop.
 struct Running(Option<Child>);
 
@@ -213,6 +223,7 @@ fn dpdk_dnat_live_tcp_through_vip() {
     let curl = Command::new("curl").arg("--version").stdout(Stdio::null()).status().is_ok_and(|s| s.success());
     for workers in [1usize, 2] {
         let prefix = format!("l4lb-live-{}-{workers}", std::process::id());
+        let _runtime_dir = RuntimeDir(prefix.clone());
         let cfg = format!(
             r#"
 [node]
