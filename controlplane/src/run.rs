@@ -94,6 +94,10 @@ fn run_dpdk(cfg: Config, path: &Path) -> Result<RunStats> {
     use dataplane::port::dpdk::{DpdkPort, DpdkPortConfig, Eal};
     let io = cfg.io.clone().expect("checked by the caller");
     let d = io.dpdk.clone().ok_or_else(|| anyhow!("io.dpdk is required for the dpdk driver"))?;
+    // rte_eal_init pins the calling thread to the main lcore's CPU, and threads started
+    // afterwards inherit that mask: without `io.cores`, every worker would share that one
+    // CPU. Workers without a configured core get the process's original CPU set back.
+    let affinity = rustix::thread::sched_getaffinity(None).ok();
     let eal = Eal::init(&d.eal_args).map_err(|e| anyhow!("DPDK EAL: {e}"))?;
     let pcfg = DpdkPortConfig {
         queues: cfg.dataplane.workers as u16,
@@ -110,11 +114,20 @@ fn run_dpdk(cfg: Config, path: &Path) -> Result<RunStats> {
     };
     tracing::info!(port = d.port, workers = cfg.dataplane.workers, "DPDK port started");
     let eal2 = eal.clone();
+    let cores = io.cores.clone();
     run_workers(
         cfg,
         path.to_path_buf(),
         queues,
-        move |_| eal2.register_thread().map(|g| Box::new(g) as Box<dyn std::any::Any>).map_err(|e| anyhow!("{e}")),
+        move |i| {
+            if cores.get(i).is_none()
+                && let Some(set) = &affinity
+            {
+                rustix::thread::sched_setaffinity(None, set)
+                    .map_err(|e| anyhow!("restoring the CPU affinity after EAL start-up: {e}"))?;
+            }
+            eal2.register_thread().map(|g| Box::new(g) as Box<dyn std::any::Any>).map_err(|e| anyhow!("{e}"))
+        },
         |_| {},
     )
 }

@@ -244,6 +244,19 @@ fn run_dpdk(dir: &Path, input: &[(u64, Vec<u8>)], workers: usize, split: Split) 
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    // No `io.cores`: the workers must keep the process's CPU set, not inherit the EAL
+    // main lcore's single CPU from the thread that called rte_eal_init (`-l 0`).
+    let pid = running.0.as_ref().unwrap().id();
+    let mut workers_seen = 0;
+    for t in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().flatten() {
+        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        if comm.starts_with("l4lb-worker-") {
+            workers_seen += 1;
+            let status = std::fs::read_to_string(t.path().join("status")).unwrap_or_default();
+            assert_eq!(cpus_allowed(&status), cpus_allowed(&std::fs::read_to_string("/proc/self/status").unwrap()));
+        }
+    }
+    assert_eq!(workers_seen, workers, "worker threads of l4lb run");
     let mut child = running.0.take().unwrap();
     // SIGINT through kill(1): unsafe code is denied outside the port backends.
     let st = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
@@ -265,6 +278,11 @@ fn run_dpdk(dir: &Path, input: &[(u64, Vec<u8>)], workers: usize, split: Split) 
     let port_line = summary.lines().find(|l| l.starts_with("port: ")).expect("port totals printed");
     assert!(port_line.starts_with(&format!("port: {} rx,", input.len())), "{port_line}");
     (outs.iter().flat_map(|p| read_pcap(p).into_iter().map(|(_, f)| f)).collect(), summary)
+}
+
+/// The `Cpus_allowed_list` line of a /proc status file.
+fn cpus_allowed(status: &str) -> String {
+    status.lines().find(|l| l.starts_with("Cpus_allowed_list:")).unwrap_or_default().to_string()
 }
 
 /// `name N` in the summary's `drops:` line (0 when absent).
