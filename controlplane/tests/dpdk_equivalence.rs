@@ -342,7 +342,7 @@ fn dpdk_run_transmits_what_replay_writes() {
             }
             missing += expected.len() - i;
             assert_eq!(missing, handoff_full, "{what}: frames missing vs. handoff_full drops\n{summary}");
-            assert!(handoff_full < PACKETS / 4, "{what}: {handoff_full} handoff drops\n{summary}");
+            assert!(handoff_full < PACKETS / 2, "{what}: {handoff_full} handoff drops\n{summary}");
             eprintln!("{what}: {} frames as replay, {handoff_full} dropped at a full handoff ring", got.len());
             assert!(summary.contains(&format!("packets: {} in,", PACKETS - handoff_full)), "{summary}");
         } else {
