@@ -3,7 +3,12 @@
 # DNAT load balancing (numgen inc mod 3) in the lab's LB namespace, driven by the
 # same AF_PACKET generator that will drive l4lb.
 #
-#   lab/bench-nft.sh [--duration SECS] [--rate PPS] [--flows N] [--size BYTES] [--balancer nft|afpacket]
+#   lab/bench-nft.sh [--duration SECS] [--rate PPS] [--flows N] [--size BYTES]
+#                    [--balancer nft|afpacket|l4lb|l4lb-xdp]
+#
+# `--balancer l4lb` runs `l4lb run` (DNAT, driver af_packet) in the LB namespace,
+# `l4lb-xdp` the same with driver af_xdp (a binary built with `--features af_xdp`);
+# the binary is $L4LB or target/release/l4lb (lab/lab.sh picks it).
 #
 # `--balancer afpacket` replaces nftables by the minimal AF_PACKET forwarder of the
 # live_gen example (rewrite the destination, send back out): what the AF_PACKET port
@@ -37,7 +42,7 @@ while (($#)); do
         --flows) FLOWS=${2:?}; shift ;;
         --size) SIZE=${2:?}; shift ;;
         --balancer) BALANCER=${2:?}; shift ;;
-        *) echo "usage: $0 [--duration SECS] [--rate PPS] [--flows N] [--size BYTES] [--balancer nft|afpacket]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--duration SECS] [--rate PPS] [--flows N] [--size BYTES] [--balancer nft|afpacket|l4lb|l4lb-xdp]" >&2; exit 2 ;;
     esac
     shift
 done
@@ -54,6 +59,8 @@ fi
 case $BALANCER in
     nft) "$LAB_DIR/lab.sh" up dnat --balancer nft >/dev/null ;;
     afpacket) "$LAB_DIR/lab.sh" up dnat --balancer none >/dev/null ;;
+    l4lb) "$LAB_DIR/lab.sh" up dnat --balancer l4lb --driver af_packet >/dev/null ;;
+    l4lb-xdp) "$LAB_DIR/lab.sh" up dnat --balancer l4lb --driver af_xdp >/dev/null ;;
     *) echo "bench: unknown balancer $BALANCER" >&2; exit 2 ;;
 esac
 log "lab up (dnat, balancer $BALANCER)"

@@ -4,6 +4,7 @@
 #
 #   lab/lab.sh up [dnat|gre|ipip] [--driver af_packet|af_xdp] [--balancer auto|l4lb|nft|none]
 #   lab/lab.sh curl [N]        # N requests to the VIP (IPv4 and IPv6), tally per backend
+#   lab/lab.sh backend be2 down   # up|down|drain, applied by l4lb on SIGHUP
 #   lab/lab.sh status
 #   lab/lab.sh down            # idempotent
 #
@@ -68,17 +69,46 @@ no_offloads() {
 
 sysctl_ns() { local ns=$1; shift; for kv in "$@"; do nsx "$ns" sysctl -qw "$kv" >/dev/null; done; }
 
+# The l4lb binary to run: $L4LB, else the first of target/release, target/debug and
+# PATH that has the `run` subcommand (a stale build may not).
 l4lb_bin() {
     if [[ -n "${L4LB:-}" ]]; then echo "$L4LB"; return; fi
-    for b in "$REPO_DIR/target/release/l4lb" "$REPO_DIR/target/debug/l4lb"; do
-        [[ -x "$b" ]] && { echo "$b"; return; }
+    local b
+    for b in "$REPO_DIR/target/release/l4lb" "$REPO_DIR/target/debug/l4lb" "$(command -v l4lb 2>/dev/null)"; do
+        [[ -n $b && -x $b ]] && "$b" run --help >/dev/null 2>&1 && { echo "$b"; return; }
     done
-    command -v l4lb 2>/dev/null || true
 }
 
 l4lb_can_run() {
     local bin; bin=$(l4lb_bin)
     [[ -n "$bin" ]] && "$bin" run --help >/dev/null 2>&1
+}
+
+# The backends' decapsulation companion (docs/DECAP.md): bpf/decap.bpf.o if built
+# (make -C bpf), else compiled from bpf/decap.bpf.c into lab/run/ when clang is here.
+decap_object() {
+    if [[ -f $REPO_DIR/bpf/decap.bpf.o ]]; then echo "$REPO_DIR/bpf/decap.bpf.o"; return; fi
+    [[ -f $REPO_DIR/bpf/decap.bpf.c ]] && command -v clang >/dev/null 2>&1 || return 0
+    local out="$RUN_DIR/decap.bpf.o"
+    if clang -O2 -g -target bpf -Wall -I"/usr/include/$(uname -m)-linux-gnu" \
+        -c "$REPO_DIR/bpf/decap.bpf.c" -o "$out" 2>"$RUN_DIR/decap-build.log"; then
+        echo "$out"
+    fi
+}
+
+# The l4lb process in the LB namespace (setsid may have forked: not $! of the launch).
+l4lb_pid() {
+    local p
+    for p in $(ip netns pids "$NS_LB" 2>/dev/null); do
+        [[ $(cat "/proc/$p/comm" 2>/dev/null) == l4lb ]] && { echo "$p"; return; }
+    done
+}
+
+# Backend states set with `lab.sh backend NAME STATE` (lab/run/states: "be2 down").
+backend_state() {
+    local st
+    st=$(awk -v b="$1" '$1 == b {s = $2} END {print s}' "$RUN_DIR/states" 2>/dev/null)
+    echo "${st:-up}"
 }
 
 write_config() {
@@ -113,11 +143,13 @@ write_config() {
             echo "forwarding = \"$mode\""
             echo "hash = \"5-tuple\""
             echo "table_size = 65537"
-            for a in "${addrs[@]}"; do
+            local k
+            for k in 0 1 2; do
                 echo
                 echo "  [[vip.backend]]"
-                echo "  address = \"$a\""
+                echo "  address = \"${addrs[$k]}\""
                 echo "  weight = 1"
+                echo "  state = \"$(backend_state "${BACKENDS[$k]}")\""
             done
         done
     } >"$f"
@@ -196,6 +228,7 @@ cmd_up() {
     cmd_down quiet
     mkdir -p "$RUN_DIR"
     echo "$mode $driver $balancer" >"$RUN_DIR/mode"
+    rm -f "$RUN_DIR/states"
 
     for ns in "${ALL_NS[@]}"; do
         ip netns add "$ns"
@@ -276,14 +309,15 @@ cmd_up() {
         nsx "$NS_ROUTER" ip rule add iif br-be ipproto tcp sport "$VIP_PORT" lookup "$DNAT_TABLE" priority 100
         nsx "$NS_ROUTER" ip -6 rule add iif br-be ipproto tcp sport "$VIP_PORT" lookup "$DNAT_TABLE" priority 100
     else
-        local obj="$REPO_DIR/bpf/decap.bpf.o"
-        if [[ -f $obj ]]; then
+        local obj
+        obj=$(decap_object)
+        if [[ -n $obj ]]; then
             for b in "${BACKENDS[@]}"; do
                 nsx "l4lb-$b" ip link set dev eth0 xdpgeneric obj "$obj" sec xdp
             done
             log "loaded $obj (XDP generic) on the backends' eth0"
         else
-            log "warning: $obj not found: backends cannot decapsulate $mode (no GRE/IPIP devices on this kernel)"
+            log "warning: no bpf/decap.bpf.o and no clang to build it: backends cannot decapsulate $mode (no GRE/IPIP devices on this kernel)"
         fi
     fi
 
@@ -304,7 +338,12 @@ cmd_up() {
         l4lb)
             local bin; bin=$(l4lb_bin)
             nsx "$NS_LB" setsid "$bin" run --config "$RUN_DIR/l4lb.toml" >"$RUN_DIR/l4lb.log" 2>&1 </dev/null &
-            echo $! >"$RUN_DIR/l4lb.pid"
+            for _ in $(seq 100); do
+                grep -q "forwarding" "$RUN_DIR/l4lb.log" 2>/dev/null && break
+                sleep 0.1
+            done
+            [[ -n $(l4lb_pid) ]] || { cat "$RUN_DIR/l4lb.log" >&2; die "l4lb run exited at start"; }
+            l4lb_pid >"$RUN_DIR/l4lb.pid"
             log "started $bin run in $NS_LB (log: $RUN_DIR/l4lb.log)"
             ;;
         nft)
@@ -354,6 +393,26 @@ cmd_curl() {
     done
 }
 
+# Set a backend's state in both VIPs, rewrite the config and make l4lb reload it
+# (SIGHUP): new connections avoid a `down` or `drain` backend; established ones on
+# other backends continue.
+cmd_backend() {
+    local name=${1:-} state=${2:-}
+    [[ $name =~ ^be[123]$ && $state =~ ^(up|down|drain)$ ]] || die "usage: lab.sh backend be1|be2|be3 up|down|drain"
+    [[ -f $RUN_DIR/mode ]] || die "lab is not up"
+    local mode driver balancer
+    read -r mode driver balancer <"$RUN_DIR/mode"
+    [[ $balancer == l4lb ]] || die "backend states need l4lb as the balancer (this lab runs: $balancer)"
+    { grep -v "^$name " "$RUN_DIR/states" 2>/dev/null || true; echo "$name $state"; } >"$RUN_DIR/states.new"
+    mv "$RUN_DIR/states.new" "$RUN_DIR/states"
+    write_config "$mode" "$driver" >/dev/null
+    local pid; pid=$(l4lb_pid)
+    [[ -n $pid ]] || die "l4lb is not running in $NS_LB"
+    kill -HUP "$pid"
+    sleep 0.5
+    log "$name is $state (config reloaded)"
+}
+
 cmd_status() {
     local up=0
     for ns in "${ALL_NS[@]}"; do [[ -e /run/netns/$ns ]] && up=$((up + 1)); done
@@ -377,13 +436,27 @@ cmd_down() {
         [[ -e /run/netns/$ns ]] || continue
         for pid in $(ip netns pids "$ns" 2>/dev/null); do kill "$pid" 2>/dev/null || true; done
     done
-    sleep 0.2
+    # Give l4lb time to drain and print its final counters (SIGTERM), then force.
+    local left
+    for _ in $(seq 30); do
+        left=0
+        for ns in "${ALL_NS[@]}"; do
+            [[ -e /run/netns/$ns ]] && [[ -n $(ip netns pids "$ns" 2>/dev/null) ]] && left=1
+        done
+        ((left)) || break
+        sleep 0.1
+    done
     for ns in "${ALL_NS[@]}"; do
         [[ -e /run/netns/$ns ]] || continue
         for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
         ip netns del "$ns" 2>/dev/null || true
     done
-    rm -rf "$RUN_DIR"/www-* "$RUN_DIR"/*.pid "$RUN_DIR"/*.log "$RUN_DIR/mode" "$RUN_DIR/l4lb.toml" 2>/dev/null || true
+    if [[ -z $quiet && -s $RUN_DIR/l4lb.log ]]; then
+        log "l4lb's last words ($RUN_DIR/l4lb.log):"
+        tail -n 15 "$RUN_DIR/l4lb.log" | sed 's/\x1b\[[0-9;]*m//g; s/^/  /'
+    fi
+    rm -rf "$RUN_DIR/states" "$RUN_DIR"/www-* "$RUN_DIR"/*.pid "$RUN_DIR"/*.log "$RUN_DIR"/*.pcap "$RUN_DIR"/*.out "$RUN_DIR/mode" \
+        "$RUN_DIR/l4lb.toml" "$RUN_DIR/decap.bpf.o" 2>/dev/null || true
     [[ -n $quiet ]] || log "down"
 }
 
@@ -392,5 +465,6 @@ case ${1:-} in
     down) cmd_down ;;
     status) cmd_status ;;
     curl) shift; cmd_curl "$@" ;;
-    *) echo "usage: $0 up [dnat|gre|ipip] [--driver af_packet|af_xdp] [--balancer auto|l4lb|nft|none] | curl [N] | status | down" >&2; exit 2 ;;
+    backend) shift; cmd_backend "$@" ;;
+    *) echo "usage: $0 up [dnat|gre|ipip] [--driver af_packet|af_xdp] [--balancer auto|l4lb|nft|none] | curl [N] | backend beN up|down|drain | status | down" >&2; exit 2 ;;
 esac

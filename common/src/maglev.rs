@@ -196,6 +196,7 @@ fn claim_next_free(taken: &mut [u64], mut pos: u32, skip: u32, m: u32) -> u32 {
     loop {
         let word = (pos >> 6) as usize;
         let bit = 1u64 << (pos & 63);
+        // `pos < m` always, so the word exists; `get_mut` only avoids a panic path.
         let Some(w) = taken.get_mut(word) else { return pos };
         if *w & bit == 0 {
             *w |= bit;

@@ -12,14 +12,14 @@
 //!
 //! Each VIP's Maglev table maps entries to backend slots and holds only `up` backends
 //! with weight > 0. Hot-path lookups ([`Snapshot::lookup_vip_v4`] etc.) are hash-map
-//! probes with a fixed fast hasher: no allocation, no locks.
+//! probes of small open-addressing tables (`flat.rs`): no allocation, no locks.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::config::{Config, duration_ms_ceil};
-use crate::hash::BuildFastHasher;
 use crate::maglev::{self, MaglevBackend};
+use flat::FlatMap;
 
 pub use crate::config::{BackendState, Forwarding, HashMode, Protocol};
 
@@ -136,12 +136,12 @@ fn key_v6(addr: [u8; 16], port: u16, proto: u8) -> KeyV6 {
 
 #[derive(Debug, Clone, Default)]
 struct Lookup {
-    vip_v4: HashMap<KeyV4, u16, BuildFastHasher>,
-    vip_v6: HashMap<KeyV6, u16, BuildFastHasher>,
-    addr_v4: HashSet<u32, BuildFastHasher>,
-    addr_v6: HashSet<u128, BuildFastHasher>,
-    dnat_v4: HashMap<KeyV4, u16, BuildFastHasher>,
-    dnat_v6: HashMap<KeyV6, u16, BuildFastHasher>,
+    vip_v4: FlatMap<KeyV4, u16>,
+    vip_v6: FlatMap<KeyV6, u16>,
+    addr_v4: FlatMap<u32, ()>,
+    addr_v6: FlatMap<u128, ()>,
+    dnat_v4: FlatMap<KeyV4, u16>,
+    dnat_v6: FlatMap<KeyV6, u16>,
 }
 
 /// The immutable forwarding state. `Send + Sync`; share it as `Arc<Snapshot>`.
@@ -226,12 +226,12 @@ impl Snapshot {
     /// and ICMP errors addressed to a VIP.
     #[inline]
     pub fn is_vip_addr_v4(&self, addr: [u8; 4]) -> bool {
-        self.lookup.addr_v4.contains(&u32::from_be_bytes(addr))
+        self.lookup.addr_v4.contains_key(&u32::from_be_bytes(addr))
     }
 
     #[inline]
     pub fn is_vip_addr_v6(&self, addr: [u8; 16]) -> bool {
-        self.lookup.addr_v6.contains(&u128::from_be_bytes(addr))
+        self.lookup.addr_v6.contains_key(&u128::from_be_bytes(addr))
     }
 
     /// Is `src:src_port` (protocol `proto`) a backend (in any state but removed) of an
@@ -249,12 +249,15 @@ impl Snapshot {
     /// The id of the DNAT VIP whose backend `src:src_port` is (validation makes it unique).
     #[inline]
     pub fn dnat_vip_v4(&self, src: [u8; 4], src_port: u16, proto: u8) -> Option<u16> {
-        self.lookup.dnat_v4.get(&key_v4(src, src_port, proto)).copied()
+        // Exact endpoint first, then a backend of a port-0 VIP (port 0: any port).
+        let m = &self.lookup.dnat_v4;
+        m.get(&key_v4(src, src_port, proto)).or_else(|| m.get(&key_v4(src, 0, proto))).copied()
     }
 
     #[inline]
     pub fn dnat_vip_v6(&self, src: [u8; 16], src_port: u16, proto: u8) -> Option<u16> {
-        self.lookup.dnat_v6.get(&key_v6(src, src_port, proto)).copied()
+        let m = &self.lookup.dnat_v6;
+        m.get(&key_v6(src, src_port, proto)).or_else(|| m.get(&key_v6(src, 0, proto))).copied()
     }
 }
 
@@ -342,11 +345,11 @@ fn build_lookup(vips: &[VipEntry]) -> Lookup {
         match v.address {
             IpAddr::V4(a) => {
                 l.vip_v4.insert(key_v4(a.octets(), v.port, v.proto_num), id);
-                l.addr_v4.insert(a.to_bits());
+                l.addr_v4.insert(a.to_bits(), ());
             }
             IpAddr::V6(a) => {
                 l.vip_v6.insert(key_v6(a.octets(), v.port, v.proto_num), id);
-                l.addr_v6.insert(a.to_bits());
+                l.addr_v6.insert(a.to_bits(), ());
             }
         }
         if v.is_dnat() {
@@ -361,5 +364,6 @@ fn build_lookup(vips: &[VipEntry]) -> Lookup {
     l
 }
 
+mod flat;
 #[cfg(test)]
 mod tests;

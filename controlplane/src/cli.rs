@@ -30,7 +30,32 @@ pub enum Command {
 
 /// Entry point; returns the process exit status.
 pub fn main() -> i32 {
-    run(Cli::parse())
+    match Cli::try_parse() {
+        Ok(cli) => run(cli),
+        Err(e) => {
+            use clap::error::ErrorKind;
+            match e.kind() {
+                ErrorKind::DisplayHelp
+                | ErrorKind::DisplayVersion
+                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                    let _ = e.print();
+                    if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand { 2 } else { 0 }
+                }
+                // A usage error is one clear line (the contract), not clap's paragraph.
+                _ => {
+                    let text = e.to_string();
+                    let line: Vec<&str> = text
+                        .lines()
+                        .map(str::trim)
+                        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+                        .filter(|l| !l.is_empty() && !l.starts_with("tip:"))
+                        .collect();
+                    eprintln!("{} (see l4lb --help)", line.join(" "));
+                    2
+                }
+            }
+        }
+    }
 }
 
 /// Run a parsed command line.

@@ -116,38 +116,19 @@ impl fmt::Display for SinkReport {
     }
 }
 
-/// Read every frame of a pcap or pcapng capture with Ethernet link type.
+/// Read every frame of a pcap or pcapng capture with Ethernet link type (with
+/// `dataplane::port::pcap`, the reader replay uses).
 pub fn read_frames(path: &Path) -> Result<Vec<Vec<u8>>, LiveGenError> {
-    use pcap_file::DataLink;
+    use dataplane::port::pcap::{PcapError, PcapReader};
     let name = path.display().to_string();
-    let err = |reason: String| LiveGenError::Capture { path: name.clone(), reason };
-    let data = std::fs::read(path).map_err(|e| err(e.to_string()))?;
+    let conv = |e: PcapError| match e {
+        PcapError::NotEthernet(lt) => LiveGenError::NotEthernet { path: name.clone(), linktype: lt.to_string() },
+        other => LiveGenError::Capture { path: name.clone(), reason: other.to_string() },
+    };
+    let mut r = PcapReader::open(path).map_err(conv)?;
     let mut frames = Vec::new();
-    if data.len() >= 4 && data[..4] == [0x0a, 0x0d, 0x0d, 0x0a] {
-        let mut r = pcap_file::pcapng::PcapNgReader::new(&data[..]).map_err(|e| err(e.to_string()))?;
-        while let Some(block) = r.next_block() {
-            let block = block.map_err(|e| err(e.to_string()))?;
-            let (iface, bytes) = match block {
-                pcap_file::pcapng::Block::EnhancedPacket(p) => (Some(p.interface_id), p.data.into_owned()),
-                pcap_file::pcapng::Block::SimplePacket(p) => (Some(0), p.data.into_owned()),
-                _ => (None, Vec::new()),
-            };
-            let Some(iface) = iface else { continue };
-            let lt = r.interfaces().get(iface as usize).map(|i| i.linktype);
-            if lt != Some(DataLink::ETHERNET) {
-                return Err(LiveGenError::NotEthernet { path: name, linktype: format!("{lt:?}") });
-            }
-            frames.push(bytes);
-        }
-    } else {
-        let mut r = pcap_file::pcap::PcapReader::new(&data[..]).map_err(|e| err(e.to_string()))?;
-        let lt = r.header().datalink;
-        if lt != DataLink::ETHERNET {
-            return Err(LiveGenError::NotEthernet { path: name, linktype: format!("{lt:?}") });
-        }
-        while let Some(p) = r.next_packet() {
-            frames.push(p.map_err(|e| err(e.to_string()))?.data.into_owned());
-        }
+    while let Some(f) = r.next_frame().map_err(conv)? {
+        frames.push(f.to_vec());
     }
     Ok(frames)
 }

@@ -137,7 +137,7 @@ fn run_dpdk(_cfg: Config, _path: &Path) -> Result<RunStats> {
     bail!("this l4lb was built without DPDK support (cargo feature \"dpdk\")")
 }
 
-/// An (address, port, IP protocol) triple.
+/// (address, port, IP protocol).
 pub type Endpoint = (std::net::IpAddr, u16, u8);
 
 /// What the XDP program must redirect: VIPs, VIP addresses (ICMP, fragments),

@@ -48,6 +48,9 @@ pub enum FlowClass {
     Established = 1,
     /// A UDP flow.
     Udp = 2,
+    /// A TCP flow that has shown a FIN or RST: transitory timeout, evicted first, and
+    /// it stays so (the last ACKs of a close do not re-establish it).
+    Closing = 3,
 }
 
 impl FlowClass {
@@ -93,7 +96,7 @@ impl FlowTimeouts {
     #[inline(always)]
     pub fn timeout(&self, class: FlowClass) -> u32 {
         match class {
-            FlowClass::Transitory => self.transitory_ms,
+            FlowClass::Transitory | FlowClass::Closing => self.transitory_ms,
             FlowClass::Established => self.established_ms,
             FlowClass::Udp => self.udp_ms,
         }
@@ -102,7 +105,7 @@ impl FlowTimeouts {
 
 /// A key's hash in one table ([`FlowTable::hash`]): valid only for that key and
 /// that table (its seed).
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 pub struct FlowHash(u64);
 
 /// Counters of a table (or of one family's sub-table).

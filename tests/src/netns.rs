@@ -207,3 +207,39 @@ impl Drop for LinkGuard {
         let _ = Command::new("ip").args(["link", "del", &self.0]).output();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exists(name: &str) -> bool {
+        std::path::Path::new("/run/netns").join(name).exists()
+    }
+
+    #[test]
+    fn namespaces_and_their_veths_are_removed_on_drop() {
+        if let Some(why) = skip_reason() {
+            eprintln!("skipped: {why}");
+            return;
+        }
+        let a = Netns::new("unit").unwrap();
+        let b = Netns::new("unit").unwrap();
+        let (ia, ib) = veth_between(&a, &b, false).unwrap();
+        a.ip(&["addr", "add", "10.200.0.1/24", "dev", &ia]).unwrap();
+        b.ip(&["addr", "add", "10.200.0.2/24", "dev", &ib]).unwrap();
+        a.exec(&["ping", "-c", "1", "-W", "2", "10.200.0.2"]).expect("ping across the veth");
+        // enter(): code runs inside the namespace (its own interfaces are visible).
+        let seen = b.enter(|| std::fs::read_to_string("/proc/thread-self/net/dev").unwrap()).unwrap();
+        assert!(seen.contains(&ib), "{seen}");
+        let mut child = a.spawn(&["sleep", "30"]).unwrap();
+        let pid = child.child().id();
+        let (na, nb) = (a.name().to_owned(), b.name().to_owned());
+        drop(child);
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        assert!(!comm.starts_with("sleep"), "child killed and reaped on drop");
+        drop(a);
+        drop(b);
+        assert!(!exists(&na) && !exists(&nb), "namespaces deleted");
+        assert!(ip(&["link", "show", &ia]).is_err(), "veth gone with its namespace");
+    }
+}

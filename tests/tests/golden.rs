@@ -490,3 +490,102 @@ fn fragments(client: &str, vip_addr: &str, sport: u16) -> (Vec<u8>, Vec<u8>) {
         _ => unreachable!(),
     }
 }
+
+#[test]
+fn dnat_icmp_errors_reach_the_backend_with_the_quote_rewritten() {
+    let text = node(1500) + &vip("web", "198.51.100.10", 80, "tcp", "dnat", &["address = \"10.1.0.11\"\nport = 8080"]);
+    let mut lb = Lb::new(&text);
+    let syn = tcp_frame(m(NODE_MAC), m(CLIENT_MAC), "172.16.0.5", "198.51.100.10", 40000, 80, SYN, b"", opts());
+    assert_eq!(lb.one(&syn).0, Verdict::Tx);
+    // A router tells the VIP its reply (VIP:80 -> client:40000) needs fragmenting.
+    let (vip_a, client, router) = (ip("198.51.100.10"), ip("172.16.0.5"), ip("192.0.2.1"));
+    let reply_seg = tcp_segment(vip_a, client, 80, 40000, SYN | ACK, b"");
+    let reply = ip_packet(vip_a, client, TCP, &reply_seg, opts());
+    let err = icmp4(3, 4, [0, 0, 0x05, 0x00], &reply);
+    let f = eth(m(NODE_MAC), m(CLIENT_MAC), 0x0800, &ip_packet(router, vip_a, ICMP, &err, opts()));
+    let (v, out) = lb.one(&f);
+    assert_eq!(v, Verdict::Tx);
+    // Expected: outer to the backend (TTL - 1), quoted packet as the backend sent it.
+    let backend = ip("10.1.0.11");
+    let bseg = tcp_segment(backend, client, 8080, 40000, SYN | ACK, b"");
+    let breply = ip_packet(backend, client, TCP, &bseg, opts());
+    let berr = icmp4(3, 4, [0, 0, 0x05, 0x00], &breply);
+    let expected =
+        eth(m(GW_MAC), m(NODE_MAC), 0x0800, &ip_packet(router, backend, ICMP, &berr, IpOpts { ttl: 63, ..opts() }));
+    assert_eq!(out, expected);
+    assert_eq!(lb.pipe.counters.get(Counter::IcmpErrorsForwarded), 1);
+
+    // IPv6: packet too big about the reply, to the backend with the quote rewritten.
+    let text6 =
+        node(1500) + &vip("web6", "2001:db8::10", 80, "tcp", "dnat", &["address = \"fd00:2::11\"\nport = 8080"]);
+    let mut lb6 = Lb::new(&text6);
+    let syn6 = tcp_frame(m(NODE_MAC), m(CLIENT_MAC), "fd00:1::5", "2001:db8::10", 40000, 80, SYN, b"", opts());
+    assert_eq!(lb6.one(&syn6).0, Verdict::Tx);
+    let (v6, c6, r6, b6): (Ipv6Addr, Ipv6Addr, Ipv6Addr, Ipv6Addr) = (
+        "2001:db8::10".parse().unwrap(),
+        "fd00:1::5".parse().unwrap(),
+        "2001:db8:ffff::1".parse().unwrap(),
+        "fd00:2::11".parse().unwrap(),
+    );
+    let q = ip_packet(v6.into(), c6.into(), TCP, &tcp_segment(v6.into(), c6.into(), 80, 40000, ACK, &[1; 20]), opts());
+    let e6 = icmp6(r6, v6, 2, 0, 1400u32.to_be_bytes(), &q);
+    let f6 = eth(m(NODE_MAC), m(CLIENT_MAC), 0x86dd, &ip_packet(r6.into(), v6.into(), ICMPV6, &e6, opts()));
+    let (v, out) = lb6.one(&f6);
+    assert_eq!(v, Verdict::Tx);
+    let bq =
+        ip_packet(b6.into(), c6.into(), TCP, &tcp_segment(b6.into(), c6.into(), 8080, 40000, ACK, &[1; 20]), opts());
+    let be6 = icmp6(r6, b6, 2, 0, 1400u32.to_be_bytes(), &bq);
+    let expected6 = eth(
+        m(GW_MAC),
+        m(NODE_MAC),
+        0x86dd,
+        &ip_packet(r6.into(), b6.into(), ICMPV6, &be6, IpOpts { ttl: 63, ..opts() }),
+    );
+    assert_eq!(out, expected6);
+}
+
+#[test]
+fn dnat_fragments_go_to_one_backend_and_port_zero_vips_keep_ports() {
+    let bs =
+        "address = \"10.1.0.11\"\n[[vip.backend]]\naddress = \"10.1.0.12\"\n[[vip.backend]]\naddress = \"10.1.0.13\"";
+    let text = node(1500) + &vip("any", "198.51.100.10", 0, "tcp", "dnat", &[bs]);
+    let mut lb = Lb::new(&text);
+    // Port 0: the destination port is kept, only the address changes.
+    let f = tcp_frame(m(NODE_MAC), m(CLIENT_MAC), "172.16.0.5", "198.51.100.10", 40000, 8443, SYN, b"", opts());
+    let (v, out) = lb.one(&f);
+    assert_eq!(v, Verdict::Tx);
+    let b = outer_dst_dnat(&out);
+    let expected =
+        tcp_frame(m(GW_MAC), m(NODE_MAC), "172.16.0.5", &b, 40000, 8443, SYN, b"", IpOpts { ttl: 63, ..opts() });
+    assert_eq!(out, expected);
+    let reply = tcp_frame(m(NODE_MAC), m(CLIENT_MAC), &b, "172.16.0.5", 8443, 40000, SYN | ACK, b"", opts());
+    let (v, out) = lb.one(&reply);
+    assert_eq!(v, Verdict::Tx);
+    let expected = tcp_frame(
+        m(GW_MAC),
+        m(NODE_MAC),
+        "198.51.100.10",
+        "172.16.0.5",
+        8443,
+        40000,
+        SYN | ACK,
+        b"",
+        IpOpts { ttl: 63, ..opts() },
+    );
+    assert_eq!(out, expected);
+    // Fragments: both pieces of each datagram to one backend, destination rewritten.
+    for i in 0..20u8 {
+        let (first, later) = fragments(&format!("172.16.1.{}", i + 1), "198.51.100.10", 30000 + u16::from(i));
+        let (v1, o1) = lb.one(&first);
+        let (v2, o2) = lb.one(&later);
+        assert_eq!((v1, v2), (Verdict::Tx, Verdict::Tx));
+        assert_eq!(outer_dst_dnat(&o1), outer_dst_dnat(&o2));
+        assert_eq!(csum(&[&o1[14..34]]), 0);
+        assert_eq!(csum(&[&o2[14..34]]), 0);
+    }
+}
+
+/// The destination address of a (DNAT-rewritten) IPv4 frame.
+fn outer_dst_dnat(frame: &[u8]) -> String {
+    format!("{}.{}.{}.{}", frame[30], frame[31], frame[32], frame[33])
+}

@@ -279,10 +279,8 @@ fn vip_rules() {
         &with_node(&WEB.replace("port = 80", "port = 70000")),
         "vip[0] \"web\": port: 70000 is out of range 0..=65535",
     );
-    assert_error(
-        &with_node(&WEB.replace("port = 80", "port = 0").replace("gre", "dnat")),
-        "dnat VIPs need a specific port",
-    );
+    // A port-0 DNAT VIP keeps each packet's port (the backend port defaults to 0 = unchanged).
+    Config::from_toml_str(&with_node(&WEB.replace("port = 80", "port = 0").replace("gre", "dnat"))).unwrap();
     let two = format!("{WEB}{}", WEB.replace("\"web\"", "\"web2\""));
     assert_error(&with_node(&two), "vip[1] \"web2\": 198.51.100.10:80/tcp is already served by vip[0] \"web\"");
     let udp = format!("{WEB}{}", WEB.replace("\"web\"", "\"dns\"").replace("tcp", "udp"));
@@ -311,10 +309,10 @@ fn backend_rules() {
     );
     let dnat = WEB.replace("gre", "dnat").replace("10.1.0.11\"", "10.1.0.11\"\n  port = 0");
     assert_error(&with_node(&dnat), "port: 0 is out of range 1..=65535");
-    // The same backend address:port in two dnat VIPs.
+    // The same backend address:port in two dnat VIPs is allowed (replies are matched per flow).
     let a = WEB.replace("gre", "dnat");
     let b = a.replace("\"web\"", "\"web2\"").replace("198.51.100.10", "198.51.100.11");
-    assert_error(&with_node(&format!("{a}{b}")), "10.1.0.11:80/tcp already serves dnat vip[0] \"web\"");
+    Config::from_toml_str(&with_node(&format!("{a}{b}"))).unwrap();
 }
 
 #[test]
@@ -444,4 +442,91 @@ fn keywords_round_trip() {
     assert_eq!(BackendState::Removed.as_str(), "removed");
     assert!("removed".parse::<BackendState>().is_err());
     assert_eq!(Protocol::Udp.number(), 17);
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    const FULL: &str = r#"[node]
+mac = "02:00:00:00:00:01"
+gateway_mac = "02:00:00:00:00:fe"
+ipv4 = "10.0.0.2"
+ipv6 = "fd00::2"
+mtu = 1500
+[dataplane]
+workers = 2
+udp_timeout = "30s"
+[[vip]]
+name = "web"
+address = "198.51.100.10"
+port = 80
+protocol = "tcp"
+forwarding = "dnat"
+table_size = 251
+[[vip.backend]]
+address = "10.1.0.11"
+port = 8080
+weight = 2
+[[vip.backend]]
+address = "10.1.0.12"
+state = "drain"
+[[vip]]
+name = "v6"
+address = "2001:db8::1"
+port = 0
+protocol = "udp"
+forwarding = "gre"
+[[vip.backend]]
+address = "fd00:1::1"
+[io]
+driver = "af_xdp"
+interface = "eth0"
+cores = [1, 2]
+"#;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Deleting any lines or replacing any values never panics; every error is one
+        /// non-empty line with a place.
+        #[test]
+        fn mutated_configs_give_one_line_errors(
+            drop in proptest::collection::vec(any::<bool>(), 40),
+            replace in proptest::collection::vec((0usize..40, "[-a-z0-9:.\" ]{0,8}"), 0..3),
+        ) {
+            let mut lines: Vec<String> = FULL.lines().map(str::to_string).collect();
+            for (i, v) in &replace {
+                if let Some(l) = lines.get_mut(*i)
+                    && let Some((k, _)) = l.split_once(" = ")
+                {
+                    *l = format!("{k} = {v}");
+                }
+            }
+            let text: Vec<&str> = lines.iter().zip(drop.iter().chain(std::iter::repeat(&false)))
+                .filter(|(_, d)| !**d).map(|(l, _)| l.as_str()).collect();
+            let text = text.join("\n");
+            match Config::from_toml_str(&text) {
+                Ok(c) => prop_assert!(c.validate().is_ok()),
+                Err(e) => {
+                    prop_assert!(!e.is_empty());
+                    for l in e.lines() {
+                        prop_assert!(!l.is_empty() && !l.contains('\n'), "{:?}", l);
+                        prop_assert!(l.contains(": "), "{:?}", l);
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC{0,200}") {
+            let _ = Config::from_toml_str(&text);
+        }
+    }
+
+    #[test]
+    fn full_config_is_valid() {
+        let c = Config::from_toml_str(FULL).unwrap();
+        assert_eq!(c.vips.len(), 2);
+    }
 }

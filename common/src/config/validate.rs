@@ -171,9 +171,6 @@ fn vips(cfg: &Config, labels: &Labels, e: &mut Errors) {
         } else {
             listeners.insert(key, p.clone());
         }
-        if v.forwarding == Forwarding::Dnat && v.port == 0 {
-            e.push(&p, "port", "dnat VIPs need a specific port (port 0 = every port works with gre and ipip only)");
-        }
         table_size(v, label, &p, e);
         backends(cfg, (labels.node_v4_ok, labels.node_v6_ok), v, label, &p, &mut dnat_backends, e);
     }
@@ -232,19 +229,9 @@ fn backends(
             if b.port == 0 && v.port != 0 {
                 e.push(&bp, "port", "0 is not a usable port for dnat");
             }
-            let key = (b.address, b.port, v.protocol.number());
-            if let Some(first) = dnat_backends.get(&key) {
-                e.push(
-                    &bp,
-                    "",
-                    format!(
-                        "{}:{}/{} already serves dnat {first}: replies could not be told apart",
-                        b.address, b.port, v.protocol
-                    ),
-                );
-            } else {
-                dnat_backends.insert(key, p.to_string());
-            }
+            // Several DNAT VIPs may share a backend endpoint: replies are matched by the
+            // flow table's reverse entries (the whole reply 5-tuple), not by the endpoint.
+            dnat_backends.entry((b.address, b.port, v.protocol.number())).or_insert_with(|| p.to_string());
         } else if b.port != v.port {
             e.push(&bp, "port", format!("{} differs from the VIP's port: only dnat VIPs can change ports", b.port));
         }

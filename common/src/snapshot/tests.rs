@@ -247,3 +247,63 @@ fn order_of_backends_does_not_change_the_table() {
     };
     assert_eq!(by_addr(&s1), by_addr(&s2));
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// One VIP with a random subset of 12 candidate backends, random states and weights.
+    fn config_with(backends: &[(u8, u32, u8)]) -> Config {
+        let mut c = cfg();
+        c.vips.truncate(1);
+        c.vips[0].backends = backends
+            .iter()
+            .map(|&(i, w, s)| BackendConfig {
+                address: IpAddr::V4(Ipv4Addr::new(10, 1, 0, i)),
+                port: 80,
+                weight: w,
+                state: [BackendState::Up, BackendState::Drain, BackendState::Down][usize::from(s % 3)],
+            })
+            .collect();
+        c
+    }
+
+    fn backends_strategy() -> impl Strategy<Value = Vec<(u8, u32, u8)>> {
+        proptest::collection::btree_map(1u8..13, (0u32..4, 0u8..3), 1..12)
+            .prop_map(|m| m.into_iter().map(|(i, (w, s))| (i, w, s)).collect())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Across a sequence of rebuilds, an address keeps its slot forever, tables hold
+        /// only eligible slots, and each slot's entries are proportional to its weight.
+        #[test]
+        fn slots_stay_and_tables_hold_only_eligible(steps in proptest::collection::vec(backends_strategy(), 1..6)) {
+            let mut prev: Option<Snapshot> = None;
+            let mut slot_of: HashMap<IpAddr, usize> = HashMap::new();
+            for step in &steps {
+                let c = config_with(step);
+                let s = Snapshot::build(&c, prev.as_ref());
+                let v = &s.vips[0];
+                for (slot, b) in v.backends.iter().enumerate() {
+                    prop_assert_eq!(*slot_of.entry(b.address).or_insert(slot), slot);
+                }
+                for bc in &c.vips[0].backends {
+                    let slot = slot_of[&bc.address];
+                    prop_assert_eq!(v.backends[slot].state, bc.state);
+                    prop_assert_eq!(v.backends[slot].weight, bc.weight);
+                }
+                let eligible: Vec<bool> = v.backends.iter().map(|b| b.is_eligible()).collect();
+                for &e in v.table.iter() {
+                    if e == NO_BACKEND {
+                        prop_assert!(!eligible.contains(&true));
+                    } else {
+                        prop_assert!(eligible[usize::from(e)]);
+                    }
+                }
+                prev = Some(s);
+            }
+        }
+    }
+}

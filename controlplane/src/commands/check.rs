@@ -17,7 +17,7 @@ pub struct Args {
 pub fn run(args: &Args) -> i32 {
     match Config::load(&args.config) {
         Ok(cfg) => {
-            println!("{}: ok: {}", args.config.display(), summary(&cfg));
+            super::outln!("{}: ok: {}", args.config.display(), summary(&cfg));
             0
         }
         Err(errors) => {

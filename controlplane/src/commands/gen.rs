@@ -77,7 +77,7 @@ pub fn run(args: &Args) -> i32 {
     };
     match generate(&targets, &opts, &mut out).and_then(|s| out.flush().map(|_| s).map_err(Into::into)) {
         Ok(summary) => {
-            println!("{}: {summary}", args.output.display());
+            super::outln!("{}: {summary}", args.output.display());
             0
         }
         Err(e) => fail(format!("{}: {e}", args.output.display())),

@@ -63,7 +63,7 @@ pub fn run(args: &Args) -> i32 {
     match replay(cfg, &opts) {
         Ok((stats, snap)) => {
             if !args.quiet {
-                print!("{}", stats.summary(&snap));
+                super::out!("{}", stats.summary(&snap));
             }
             0
         }

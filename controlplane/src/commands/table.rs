@@ -163,12 +163,8 @@ pub fn render_text(r: &Report) -> String {
 pub fn run(args: &Args) -> i32 {
     let cfg = match Config::load(&args.config) {
         Ok(c) => c,
-        Err(errors) => {
-            for line in errors.lines() {
-                eprintln!("{line}");
-            }
-            return 1;
-        }
+        // One line, as for every command but `check` (which lists each error on its own line).
+        Err(errors) => return super::replay::fail(errors.lines().join("; ")),
     };
     let r = match report(&cfg, args.vip.as_deref()) {
         Ok(r) => r,
@@ -179,14 +175,14 @@ pub fn run(args: &Args) -> i32 {
     };
     if args.json {
         match serde_json::to_string_pretty(&r) {
-            Ok(s) => println!("{s}"),
+            Ok(s) => super::outln!("{s}"),
             Err(e) => {
                 eprintln!("cannot encode JSON: {e}");
                 return 1;
             }
         }
     } else {
-        print!("{}", render_text(&r));
+        super::out!("{}", render_text(&r));
     }
     0
 }

@@ -18,7 +18,7 @@ pub(super) fn idle_ms(now_ms: u32, seen_ms: u32) -> u32 {
 #[inline(always)]
 fn rank(class: FlowClass) -> u8 {
     match class {
-        FlowClass::Transitory => 0,
+        FlowClass::Transitory | FlowClass::Closing => 0,
         FlowClass::Established | FlowClass::Udp => 1,
     }
 }

@@ -26,7 +26,7 @@ use common::snapshot::{NO_BACKEND, Snapshot, VipEntry};
 use common::wire::tcp::flags as tcpf;
 
 use crate::counters::{Counter, Counters, DropReason};
-use crate::flow_table::{FlowClass, FlowTable, FlowTimeouts, FlowValue};
+use crate::flow_table::{FlowClass, FlowHash, FlowTable, FlowTimeouts, FlowValue};
 use crate::port::{BURST, PacketBuf};
 use classify::Class;
 use encap::{EncapError, Tunnel};
@@ -66,23 +66,27 @@ pub struct Pipeline {
     snap_version: u64,
 }
 
-/// Flow class for a packet: UDP flows have their own timeout; a TCP SYN without
-/// ACK, a FIN or a RST make the flow transitory; any other TCP packet establishes it.
+/// Flow class for a new flow's first packet: UDP flows have their own timeout; a
+/// TCP SYN without ACK is transitory, a FIN or RST closing; any other TCP packet
+/// (a flow picked up mid-stream) is established.
 #[inline]
 fn class_of(p: &Parsed) -> FlowClass {
     if p.proto != proto::TCP {
         return FlowClass::Udp;
     }
     let f = p.tcp_flags;
-    if f & (tcpf::FIN | tcpf::RST) != 0 || (f & tcpf::SYN != 0 && f & tcpf::ACK == 0) {
+    if f & (tcpf::FIN | tcpf::RST) != 0 {
+        FlowClass::Closing
+    } else if f & tcpf::SYN != 0 && f & tcpf::ACK == 0 {
         FlowClass::Transitory
     } else {
         FlowClass::Established
     }
 }
 
-/// Class of an existing flow after a packet: FIN/RST close it (transitory);
-/// a transitory flow that sees an ordinary segment becomes established.
+/// Class of an existing flow after a packet: a FIN or RST closes it for good (the
+/// transitory timeout); a new SYN reopens it (port reuse); a transitory flow that
+/// sees an ordinary segment becomes established.
 #[inline]
 fn next_class(cur: FlowClass, p: &Parsed) -> FlowClass {
     if p.proto != proto::TCP {
@@ -90,11 +94,58 @@ fn next_class(cur: FlowClass, p: &Parsed) -> FlowClass {
     }
     let f = p.tcp_flags;
     if f & (tcpf::FIN | tcpf::RST) != 0 {
-        FlowClass::Transitory
+        FlowClass::Closing
     } else if f & tcpf::SYN != 0 && f & tcpf::ACK == 0 {
-        cur
+        if cur == FlowClass::Closing { FlowClass::Transitory } else { cur }
+    } else if cur == FlowClass::Closing {
+        FlowClass::Closing
     } else {
         FlowClass::Established
+    }
+}
+
+#[cfg(test)]
+mod class_tests {
+    use super::*;
+    use common::flow::{FlowKey, FlowKeyV4};
+
+    fn tcp(flags: u8) -> Parsed {
+        Parsed {
+            l2_len: 14,
+            ethertype_off: 12,
+            ip_len: 40,
+            l4_off: 34,
+            proto: proto::TCP,
+            key: FlowKey::V4(FlowKeyV4::default()),
+            has_ports: true,
+            frag: Frag::No,
+            tcp_flags: flags,
+            tos: 0,
+            df: true,
+        }
+    }
+
+    #[test]
+    fn tcp_life_cycle() {
+        use tcpf::{ACK, FIN, RST, SYN};
+        let mut c = class_of(&tcp(SYN));
+        assert_eq!(c, FlowClass::Transitory);
+        c = next_class(c, &tcp(SYN));
+        assert_eq!(c, FlowClass::Transitory, "a retransmitted SYN stays transitory");
+        c = next_class(c, &tcp(ACK));
+        assert_eq!(c, FlowClass::Established);
+        c = next_class(c, &tcp(FIN | ACK));
+        assert_eq!(c, FlowClass::Closing);
+        c = next_class(c, &tcp(ACK));
+        assert_eq!(c, FlowClass::Closing, "the last ACK of a close does not re-establish");
+        c = next_class(c, &tcp(SYN));
+        assert_eq!(c, FlowClass::Transitory, "port reuse reopens");
+        assert_eq!(next_class(FlowClass::Established, &tcp(RST)), FlowClass::Closing);
+        assert_eq!(class_of(&tcp(ACK)), FlowClass::Established);
+        assert_eq!(class_of(&tcp(RST)), FlowClass::Closing);
+        let mut udp = tcp(0);
+        udp.proto = proto::UDP;
+        assert_eq!(class_of(&udp), FlowClass::Udp);
     }
 }
 
@@ -179,6 +230,7 @@ impl Pipeline {
     ) {
         let mut parsed = [ParseOutcome::Host; BURST];
         let mut classes = [Class::Host; BURST];
+        let mut hashes = [FlowHash::default(); BURST];
         // Pass 1: parse, classify, and prefetch the flow-table buckets.
         for (i, b) in pkts.iter().enumerate() {
             let data = b.data();
@@ -187,10 +239,9 @@ impl Pipeline {
             parsed[i] = parse::parse(data);
             if let ParseOutcome::Ip(p) = &parsed[i] {
                 classes[i] = classify::classify(p, snap);
-                match classes[i] {
-                    Class::Vip(_) => self.flows.prefetch(&p.key),
-                    Class::DnatReply => self.flows.prefetch(&p.key),
-                    _ => {}
+                if matches!(classes[i], Class::Vip(_) | Class::DnatReply) {
+                    hashes[i] = self.flows.hash(&p.key);
+                    self.flows.prefetch_hashed(&p.key, hashes[i]);
                 }
             }
         }
@@ -200,7 +251,7 @@ impl Pipeline {
             let v = match parsed[i] {
                 ParseOutcome::Drop(r) => Err(r),
                 ParseOutcome::Host => Ok(Verdict::Host),
-                ParseOutcome::Ip(p) => self.act(snap, now_ms(i), b, &p, classes[i]),
+                ParseOutcome::Ip(p) => self.act(snap, now_ms(i), b, &p, classes[i], hashes[i]),
             };
             verdicts[i] = match v {
                 Ok(Verdict::Tx) => {
@@ -230,10 +281,11 @@ impl Pipeline {
         b: &mut B,
         p: &Parsed,
         class: Class,
+        hash: FlowHash,
     ) -> Result<Verdict, DropReason> {
         match class {
-            Class::Vip(vip) => self.forward_to_vip(snap, now_ms, b, p, vip),
-            Class::DnatReply => self.dnat_reply(snap, now_ms, b, p),
+            Class::Vip(vip) => self.forward_to_vip(snap, now_ms, b, p, vip, hash),
+            Class::DnatReply => self.dnat_reply(snap, now_ms, b, p, hash),
             Class::IcmpToVip => self.icmp_to_vip(snap, now_ms, b, p),
             Class::VipFragment(vip) => self.fragment_to_vip(snap, b, p, vip),
             Class::DnatReplyFragment(vip) => self.dnat_reply_fragment(snap, b, p, vip),
@@ -250,10 +302,11 @@ impl Pipeline {
         b: &mut B,
         p: &Parsed,
         vip_id: u16,
+        hash: FlowHash,
     ) -> Result<Verdict, DropReason> {
         let vip = &snap.vips[usize::from(vip_id)];
         let len = b.len();
-        let slot = self.backend_for(vip, &p.key, p, now_ms);
+        let slot = self.backend_for(vip, p, hash, now_ms);
         if slot == NO_BACKEND {
             self.counters.vip_only(vip_id, len);
             return Err(DropReason::NoBackend);
@@ -279,8 +332,9 @@ impl Pipeline {
     /// The backend slot of a flow: the flow table's, unless that backend went
     /// down or was removed; otherwise Maglev's choice, remembered.
     #[inline]
-    fn backend_for(&mut self, vip: &VipEntry, key: &FlowKey, p: &Parsed, now_ms: u32) -> u16 {
-        if let Some(v) = self.flows.lookup(key, now_ms) {
+    fn backend_for(&mut self, vip: &VipEntry, p: &Parsed, hash: FlowHash, now_ms: u32) -> u16 {
+        let key = &p.key;
+        if let Some(v) = self.flows.lookup_hashed(key, hash, now_ms) {
             v.class = next_class(v.class, p);
             if select::keeps_flows(vip, v.target) {
                 return v.target;
@@ -294,7 +348,7 @@ impl Pipeline {
         }
         let slot = select::pick(vip, key);
         if slot != NO_BACKEND {
-            self.flows.insert(key, FlowValue { target: slot, class: class_of(p), reverse: false }, now_ms);
+            self.flows.insert_hashed(key, hash, FlowValue { target: slot, class: class_of(p), reverse: false }, now_ms);
         }
         slot
     }
@@ -351,8 +405,9 @@ impl Pipeline {
         now_ms: u32,
         b: &mut B,
         p: &Parsed,
+        hash: FlowHash,
     ) -> Result<Verdict, DropReason> {
-        let vip_id = match self.flows.lookup(&p.key, now_ms) {
+        let vip_id = match self.flows.lookup_hashed(&p.key, hash, now_ms) {
             Some(v) if v.reverse => {
                 v.class = next_class(v.class, p);
                 v.target

@@ -66,7 +66,7 @@ pub enum ParseOutcome {
 }
 
 /// Parse a frame.
-#[inline]
+#[inline(always)]
 pub fn parse(frame: &[u8]) -> ParseOutcome {
     let l2 = match vlan::parse_l2(frame) {
         Ok(l2) => l2,
@@ -122,7 +122,7 @@ fn transport(seg: &[u8], proto: u8, frag: Frag) -> Result<(u16, u16, u8), DropRe
     }
 }
 
-#[inline]
+#[inline(always)]
 fn parse_v4(frame: &[u8], l2_len: usize, ethertype_off: usize) -> ParseOutcome {
     let bytes = &frame[l2_len..];
     let ip = match Ipv4Packet::new_checked(bytes) {
@@ -175,7 +175,7 @@ fn parse_v4(frame: &[u8], l2_len: usize, ethertype_off: usize) -> ParseOutcome {
     })
 }
 
-#[inline]
+#[inline(always)]
 fn parse_v6(frame: &[u8], l2_len: usize, ethertype_off: usize) -> ParseOutcome {
     let bytes = &frame[l2_len..];
     let ip = match Ipv6Packet::new_checked(bytes) {

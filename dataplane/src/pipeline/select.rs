@@ -8,7 +8,7 @@
 use common::config::HashMode;
 use common::flow::FlowKey;
 use common::hash;
-use common::snapshot::{BackendState, NO_BACKEND, VipEntry};
+use common::snapshot::{BackendState, VipEntry};
 
 /// The Maglev entry for a flow.
 #[inline]
@@ -35,13 +35,10 @@ pub fn pick_fragment(vip: &VipEntry, key: &FlowKey) -> u16 {
     entry(vip, h)
 }
 
+/// `maglev::index(hash, table_size)` (documented in docs/MAGLEV.md), via the snapshot.
 #[inline]
 fn entry(vip: &VipEntry, h: u64) -> u16 {
-    let n = vip.table.len() as u64;
-    if n == 0 {
-        return NO_BACKEND;
-    }
-    vip.table[(h % n) as usize]
+    vip.select(h)
 }
 
 /// Whether an existing flow may stay on backend `slot`: `up` and `drain` keep their
