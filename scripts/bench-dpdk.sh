@@ -1,21 +1,28 @@
 #!/usr/bin/env bash
-# DPDK io-forwarding benchmark, side by side on the same vdevs and the same core:
+# DPDK benchmark, side by side on the same vdevs, same machine, same run:
 #   1. dpdk-testpmd --forward-mode=io          (DPDK's own baseline)
 #   2. dataplane/examples/dpdk_fwd             (the same loop through l4lb's Port trait)
-# Both read a capture of established-flow 64-byte TCP packets from
-# net_pcap(infinite_rx=1) and send to net_null(no-rx=1), one queue, one forwarding
-# core. Prints one RESULT line per run and the ratio. Needs root (EAL) and DPDK
+#   3. l4lb run                                (the whole pipeline: parse, flow table,
+#                                               Maglev, GRE encapsulation in the mbuf)
+# All read a capture of established-flow 64-byte TCP packets to a GRE VIP (made by
+# `l4lb gen --established-only --size 64`) from net_pcap(infinite_rx=1) and send to
+# net_null(no-rx=1). First one queue / one forwarding core, then (WORKERS2=1) two
+# queues / two forwarding threads for testpmd and l4lb. Prints one RESULT line per
+# run and the ratios. Needs root (EAL) and DPDK
 # (apt-get install dpdk libdpdk-dev pkg-config clang libclang-dev).
 #
 # Environment:
 #   DURATION=10      measured seconds per run (after WARMUP)
 #   WARMUP=2         seconds ignored at the start of each run
-#   CORE=1           forwarding core (the main lcore is 0)
+#   CORE=1           forwarding core (the main lcore is 0); the 2-worker runs use CORE and CORE2
+#   CORE2=0          second forwarding core for the 2-worker runs
 #   FLOWS=1024       flows in the generated capture
 #   PACKETS=8192     packets in the generated capture
-#   CAPTURE=         use this pcap instead of generating one
+#   CAPTURE=         use this pcap instead of generating one (must be to the GRE VIP below)
 #   HUGE=auto        auto|1|0: 2 MB hugepages (set up here, undone at exit) or --no-huge
-#   RUNS=1           repeat both runs this many times (alternating)
+#   RUNS=1           repeat the runs this many times (alternating)
+#   FWD=1            also run dpdk_fwd (the Port-trait loop without the pipeline)
+#   WORKERS2=1       also run testpmd and l4lb with two queues / two forwarding threads
 set -euo pipefail
 
 DURATION=${DURATION:-10}
@@ -27,6 +34,9 @@ PACKETS=${PACKETS:-8192}
 CAPTURE=${CAPTURE:-}
 HUGE=${HUGE:-auto}
 RUNS=${RUNS:-1}
+CORE2=${CORE2:-0}
+FWD_RUN=${FWD:-1}
+WORKERS2=${WORKERS2:-1}
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$(mktemp -d /tmp/l4lb-bench-dpdk.XXXXXX)
@@ -36,7 +46,7 @@ MOUNTED=0
 MADE_DIR=0
 
 cleanup() {
-    rm -rf "$WORK" /var/run/dpdk/l4lb-bench-tp /var/run/dpdk/l4lb-bench-fwd
+    rm -rf "$WORK" /var/run/dpdk/l4lb-bench-tp /var/run/dpdk/l4lb-bench-fwd /var/run/dpdk/l4lb-bench-lb
     rm -f /dev/hugepages/l4lb-bench-*
     if [ "$MOUNTED" = 1 ]; then umount /dev/hugepages || true; fi
     if [ "$MADE_DIR" = 1 ]; then rmdir /dev/hugepages || true; fi
@@ -68,58 +78,70 @@ if [ "$HUGE" != 0 ]; then
     fi
 fi
 
-# --- the capture: established TCP flows, 64-byte frames ---------------------------
+# --- l4lb and the example, built once ----------------------------------------------
+(cd "$ROOT" && cargo build --release -q -p controlplane --features dpdk)
+L4LB="$ROOT/target/release/l4lb"
+if [ "$FWD_RUN" = 1 ]; then
+    (cd "$ROOT" && cargo build --release -q -p dataplane --features dpdk --example dpdk_fwd)
+fi
+FWD="$ROOT/target/release/examples/dpdk_fwd"
+
+# --- the capture: established TCP flows to a GRE VIP, 64-byte frames ---------------
+# The VIP and backends of the l4lb runs (node and VIP section of their config).
+LB_CONFIG='[node]
+mac = "02:00:00:00:00:01"
+gateway_mac = "02:00:00:00:00:fe"
+ipv4 = "10.0.0.2"
+
+[[vip]]
+name = "bench"
+address = "198.51.100.10"
+port = 80
+protocol = "tcp"
+forwarding = "gre"
+  [[vip.backend]]
+  address = "10.1.0.11"
+  [[vip.backend]]
+  address = "10.1.0.12"
+  [[vip.backend]]
+  address = "10.1.0.13"
+  [[vip.backend]]
+  address = "10.1.0.14"
+'
+echo "$LB_CONFIG" >"$WORK/gen.toml"
 if [ -z "$CAPTURE" ]; then
     CAPTURE="$WORK/flows.pcap"
-    python3 - "$CAPTURE" "$FLOWS" "$PACKETS" <<'EOF'
-import struct, sys
-path, flows, packets = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-def csum(b):
-    if len(b) % 2: b += b"\0"
-    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
-    while s >> 16: s = (s & 0xffff) + (s >> 16)
-    return ~s & 0xffff
-with open(path, "wb") as f:
-    f.write(struct.pack("<IHHiIII", 0xa1b2c3d4, 2, 4, 0, 0, 65535, 1))
-    vip = bytes([10, 0, 0, 1])
-    for i in range(packets):
-        fl = (i * 7919) % flows
-        src = bytes([172, 16, (fl >> 8) & 0xff, fl & 0xff])
-        sport = 1024 + fl % 60000
-        tcp = struct.pack("!HHIIBBHHH", sport, 80, 1000 + i, 1, 5 << 4, 0x10, 65535, 0, 0) + b"\0" * 6
-        pseudo = src + vip + struct.pack("!BBH", 0, 6, len(tcp))
-        tcp = tcp[:16] + struct.pack("!H", csum(pseudo + tcp)) + tcp[18:]
-        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), i & 0xffff, 0x4000, 64, 6, 0, src, vip)
-        ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
-        eth = bytes([2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2]) + b"\x08\x00"
-        frame = eth + ip + tcp
-        frame += b"\0" * (60 - len(frame))  # 64 bytes on the wire with the FCS
-        f.write(struct.pack("<IIII", i // 1000000, i % 1000000, len(frame), len(frame)) + frame)
-EOF
+    "$L4LB" gen --config "$WORK/gen.toml" --output "$CAPTURE" --flows "$FLOWS" --packets "$PACKETS" \
+        --established-only --size 64 --zipf 0 --seed 1 >/dev/null
 fi
 
-VDEVS=(--vdev="net_pcap0,rx_pcap=$CAPTURE,infinite_rx=1" --vdev=net_null0,no-rx=1)
+# vdevs for $1 queues: net_pcap replays the capture on each RX queue (one pcap
+# handle per queue), net_null swallows what every TX queue sends.
+vdevs() {
+    local rx="" q
+    for q in $(seq "$1"); do rx="$rx,rx_pcap=$CAPTURE"; done
+    VDEVS=(--vdev="net_pcap0${rx},infinite_rx=1" --vdev=net_null0,no-rx=1)
+}
+vdevs 1
 echo "bench-dpdk: capture $CAPTURE ($(stat -c %s "$CAPTURE") bytes), memory: ${MEM[*]}, core $CORE, ${DURATION}s"
+echo "bench-dpdk: $(nproc) CPUs; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
-# --- our example, built once -------------------------------------------------------
-(cd "$ROOT" && cargo build --release -q -p dataplane --features dpdk --example dpdk_fwd)
-FWD="$ROOT/target/release/examples/dpdk_fwd"
 
 HZ=$(getconf CLK_TCK)
 
-# CPU ticks (user + system) of the thread of process $1 whose name matches $2.
+# CPU ticks (user + system) of the threads of process $1 whose name matches $2 (summed).
 thread_ticks() {
-    local t
+    local t n=0
     for t in /proc/"$1"/task/*; do
-        if grep -qxE "$2" "$t/comm" 2>/dev/null; then awk '{ print $14 + $15 }' "$t/stat"; return; fi
+        if grep -qxE "$2" "$t/comm" 2>/dev/null; then n=$((n + $(awk '{ print $14 + $15 }' "$t/stat"))); fi
     done
-    echo 0
+    echo "$n"
 }
 
 # Share of one CPU the forwarding thread got during the measured window (the
 # machine may be shared: a share well below 100% means the figure is low because
 # the thread was preempted). Runs in the background beside the benchmark.
-cpu_share() { # pid thread-regex -> prints the share in %
+cpu_share() { # pid thread-regex -> prints the share in % of one CPU (summed over threads)
     local a b i
     # Wait until the thread polls (it has used CPU), then skip the warm-up.
     for i in $(seq 300); do
@@ -133,11 +155,16 @@ cpu_share() { # pid thread-regex -> prints the share in %
     awk -v a="$a" -v b="$b" -v hz="$HZ" -v d=$((DURATION - 1)) 'BEGIN { printf "%.0f", 100 * (b - a) / hz / d }'
 }
 
-run_testpmd() {
-    local log="$WORK/testpmd.log"
-    timeout -s INT $((WARMUP + DURATION + 3)) dpdk-testpmd -l "0,$CORE" --no-pci "${MEM[@]}" \
+run_testpmd() { # [queues]
+    local q=${1:-1}
+    local log="$WORK/testpmd.log" lcores="0@0,1@$CORE"
+    [ "$q" = 1 ] || lcores="$lcores,2@$CORE2"
+    vdevs "$q"
+    # Enough mbufs for the capture that infinite_rx keeps on each RX queue, plus rings.
+    timeout -s INT $((WARMUP + DURATION + 3)) dpdk-testpmd --lcores "$lcores" --no-pci "${MEM[@]}" \
         --file-prefix=l4lb-bench-tp "${VDEVS[@]}" --log-level=lib.eal:warning -- \
-        --forward-mode=io --nb-cores=1 --rxq=1 --txq=1 --burst=32 --stats-period=1 --no-lsc-interrupt \
+        --forward-mode=io --nb-cores="$q" --rxq="$q" --txq="$q" --burst=32 --stats-period=1 --no-lsc-interrupt \
+        --total-num-mbufs=$(( (PACKETS + 4096) * q + 8192 )) \
         </dev/null >"$log" 2>&1 &
     local pid=$!
     local share
@@ -156,7 +183,7 @@ run_testpmd() {
         p0 && /Rx-pps:/ { n++; if (n > skip) { v[m++] = $2 } }
         END { if (m > 1) m--; s = 0; for (i = 0; i < m; i++) s += v[i]; if (m) printf "%.3f", s / m / 1e6; else print "nan" }
     ' "$log")
-    echo "RESULT testpmd io mpps=$mpps cpu_share=${share}%"
+    echo "RESULT testpmd io queues=$q mpps=$mpps cpu_share=${share}%"
     [ "$mpps" != nan ] || { tail -20 "$log" >&2; die "no testpmd figures"; }
 }
 
@@ -175,15 +202,80 @@ run_fwd() {
     echo "$(grep '^RESULT' "$log") cpu_share=${share}%"
 }
 
-for _ in $(seq "$RUNS"); do
-    TP=$(run_testpmd); echo "$TP"
-    FW=$(run_fwd); echo "$FW"
-    tp=$(echo "$TP" | sed -n 's/.* mpps=\([0-9.]*\).*/\1/p'); fw=$(echo "$FW" | sed -n 's/.* mpps=\([0-9.]*\).*/\1/p')
-    tps=$(echo "$TP" | sed -n 's/.*cpu_share=\([0-9]*\)%.*/\1/p'); fws=$(echo "$FW" | sed -n 's/.*cpu_share=\([0-9]*\)%.*/\1/p')
-    # Per CPU-second of the forwarding thread: corrects for preemption on a shared machine.
-    awk -v a="$fw" -v b="$tp" -v as="$fws" -v bs="$tps" 'BEGIN {
-        printf "RESULT ratio l4lb-port/testpmd = %.1f%% (wall clock)", 100 * a / b
-        if (as > 0 && bs > 0) printf ", %.1f%% per CPU-second (testpmd %.2f, l4lb-port %.2f Mpps/CPU-s)", \
-            100 * (a / as) / (b / bs), 100 * b / bs, 100 * a / as
+run_l4lb() { # workers
+    local w=$1 cores="$CORE"
+    [ "$w" = 1 ] || cores="$CORE, $CORE2"
+    vdevs "$w"
+    local log="$WORK/l4lb.log" cfg="$WORK/l4lb.toml" a args=""
+    local mbufs=$(( PACKETS + 4096 > 8191 ? PACKETS + 4096 : 8191 ))
+    for a in -l 0 --no-pci "${MEM[@]}" --file-prefix=l4lb-bench-lb "${VDEVS[@]}" --log-level=lib.eal:warning; do
+        args="$args\"$a\", "
+    done
+    cat >"$cfg" <<EOF
+$LB_CONFIG
+[dataplane]
+workers = $w
+flow_table_capacity = 65536
+
+[io]
+driver = "dpdk"
+cores = [$cores]
+ring_size = 1024
+
+[io.dpdk]
+eal_args = [${args%, }]
+port = 0
+tx_port = 1
+mbufs = $mbufs
+EOF
+    timeout --preserve-status -s INT $((WARMUP + DURATION + 2)) "$L4LB" run --stats-interval 1s --config "$cfg" \
+        </dev/null >"$log" 2>&1 &
+    local pid=$!
+    local lb_pid="" i share
+    for i in $(seq 50); do
+        lb_pid=$(pgrep -P "$pid" l4lb) && break
+        sleep 0.1
+    done
+    share=$(cpu_share "${lb_pid:-$pid}" 'l4lb-worker-[0-9]+')
+    wait "$pid" || { cat "$log" >&2; die "l4lb run failed"; }
+    # rx_mpps of each 1-second counter line; drop the warm-up samples and the last one.
+    local mpps
+    mpps=$(awk -v skip="$WARMUP" '
+        / counters / { for (i = 1; i <= NF; i++) if ($i ~ /^rx_mpps=/) { n++; if (n > skip) v[m++] = substr($i, 9) } }
+        END { if (m > 1) m--; s = 0; for (i = 0; i < m; i++) s += v[i]; if (m) printf "%.3f", s / m; else print "nan" }
+    ' "$log")
+    [ "$mpps" != nan ] || { cat "$log" >&2; die "no l4lb figures"; }
+    local totals
+    totals=$(grep -E '^(packets|port|drops):' "$log" | tr '\n' ';')
+    echo "RESULT l4lb run workers=$w mpps=$mpps cpu_share=${share}% final: $totals"
+}
+
+# ratio A-line B-line label
+ratio() {
+    local a b as bs
+    a=$(echo "$1" | sed -n 's/.* mpps=\([0-9.]*\).*/\1/p'); b=$(echo "$2" | sed -n 's/.* mpps=\([0-9.]*\).*/\1/p')
+    as=$(echo "$1" | sed -n 's/.*cpu_share=\([0-9]*\)%.*/\1/p'); bs=$(echo "$2" | sed -n 's/.*cpu_share=\([0-9]*\)%.*/\1/p')
+    # Per CPU-second of the forwarding threads: corrects for preemption on a shared machine.
+    awk -v a="$a" -v b="$b" -v as="$as" -v bs="$bs" -v l="$3" 'BEGIN {
+        printf "RESULT ratio %s = %.1f%% (wall clock; %.1f vs %.1f ns/packet)", l, 100 * a / b, 1000 / a, 1000 / b
+        if (as > 0 && bs > 0) printf ", %.1f%% per CPU-second (%.2f vs %.2f Mpps/CPU-s)", \
+            100 * (a / as) / (b / bs), 100 * a / as, 100 * b / bs
         printf "\n" }'
+}
+
+for _ in $(seq "$RUNS"); do
+    TP=$(run_testpmd 1); echo "$TP"
+    if [ "$FWD_RUN" = 1 ]; then
+        vdevs 1
+        FW=$(run_fwd); echo "$FW"
+        ratio "$FW" "$TP" "l4lb-port/testpmd"
+    fi
+    LB=$(run_l4lb 1); echo "$LB"
+    ratio "$LB" "$TP" "l4lb/testpmd (1 worker)"
+    if [ "$WORKERS2" = 1 ]; then
+        TP2=$(run_testpmd 2); echo "$TP2"
+        LB2=$(run_l4lb 2); echo "$LB2"
+        ratio "$LB2" "$TP2" "l4lb/testpmd (2 workers)"
+        ratio "$LB2" "$LB" "l4lb 2 workers/1 worker"
+    fi
 done

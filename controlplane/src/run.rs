@@ -8,7 +8,7 @@
 //! workers, lets them drain, prints the final counters and returns.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,6 +21,14 @@ use dataplane::worker::{Worker, WorkerStats, handoff_mesh};
 
 use crate::publish::Publisher;
 use crate::stats::{FlowFigures, RunStats};
+
+/// How often the control loop logs counters (milliseconds); `l4lb run --stats-interval`.
+static STATS_INTERVAL_MS: AtomicU64 = AtomicU64::new(10_000);
+
+/// Set how often `run` logs its counters and rates (at least 10 ms).
+pub fn set_stats_interval(every: Duration) {
+    STATS_INTERVAL_MS.store((every.as_millis() as u64).max(10), Ordering::Relaxed);
+}
 
 /// Run until SIGINT/SIGTERM. `path` is re-read on SIGHUP.
 pub fn run(cfg: Config, path: &Path) -> Result<RunStats> {
@@ -86,6 +94,10 @@ fn run_dpdk(cfg: Config, path: &Path) -> Result<RunStats> {
     use dataplane::port::dpdk::{DpdkPort, DpdkPortConfig, Eal};
     let io = cfg.io.clone().expect("checked by the caller");
     let d = io.dpdk.clone().ok_or_else(|| anyhow!("io.dpdk is required for the dpdk driver"))?;
+    // rte_eal_init pins the calling thread to the main lcore's CPU, and threads started
+    // afterwards inherit that mask: without `io.cores`, every worker would share that one
+    // CPU. Workers without a configured core get the process's original CPU set back.
+    let affinity = rustix::thread::sched_getaffinity(None).ok();
     let eal = Eal::init(&d.eal_args).map_err(|e| anyhow!("DPDK EAL: {e}"))?;
     let pcfg = DpdkPortConfig {
         queues: cfg.dataplane.workers as u16,
@@ -102,11 +114,20 @@ fn run_dpdk(cfg: Config, path: &Path) -> Result<RunStats> {
     };
     tracing::info!(port = d.port, workers = cfg.dataplane.workers, "DPDK port started");
     let eal2 = eal.clone();
+    let cores = io.cores.clone();
     run_workers(
         cfg,
         path.to_path_buf(),
         queues,
-        move |_| eal2.register_thread().map(|g| Box::new(g) as Box<dyn std::any::Any>).map_err(|e| anyhow!("{e}")),
+        move |i| {
+            if cores.get(i).is_none()
+                && let Some(set) = &affinity
+            {
+                rustix::thread::sched_setaffinity(None, set)
+                    .map_err(|e| anyhow!("restoring the CPU affinity after EAL start-up: {e}"))?;
+            }
+            eal2.register_thread().map(|g| Box::new(g) as Box<dyn std::any::Any>).map_err(|e| anyhow!("{e}"))
+        },
         |_| {},
     )
 }
@@ -228,9 +249,12 @@ where
     }
     tracing::info!(workers = n, "forwarding; SIGHUP reloads {}, SIGINT/SIGTERM stops", path.display());
 
+    let interval = Duration::from_millis(STATS_INTERVAL_MS.load(Ordering::Relaxed));
+    let tick = interval.min(Duration::from_millis(50));
     let mut last_log = Instant::now();
+    let (mut last_rx, mut last_tx) = (0u64, 0u64);
     while !stop.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(tick);
         if reload.swap(false, Ordering::Relaxed) {
             match Config::load(&path) {
                 Ok(next) => match publisher.replace(next) {
@@ -248,16 +272,28 @@ where
             }
         }
         cell.reclaim();
-        if last_log.elapsed() > Duration::from_secs(10) {
+        let since = last_log.elapsed();
+        if since >= interval {
             last_log = Instant::now();
             let s = collect(&shared);
+            let rx = s.counters.get(dataplane::counters::Counter::RxPackets);
+            let tx = s.counters.get(dataplane::counters::Counter::TxPackets);
+            let secs = since.as_secs_f64();
+            let port = port_totals(&shared);
             tracing::info!(
-                rx = s.counters.get(dataplane::counters::Counter::RxPackets),
-                tx = s.counters.get(dataplane::counters::Counter::TxPackets),
+                rx,
+                tx,
+                port_rx = port.rx_packets,
+                port_tx = port.tx_packets,
+                rx_missed = port.rx_missed,
                 dropped = s.counters.get(dataplane::counters::Counter::DropPackets),
+                host = s.counters.get(dataplane::counters::Counter::HostPackets),
                 flows = s.flows.active,
+                rx_mpps = format_args!("{:.3}", rx.saturating_sub(last_rx) as f64 / secs / 1e6),
+                tx_mpps = format_args!("{:.3}", tx.saturating_sub(last_tx) as f64 / secs / 1e6),
                 "counters"
             );
+            (last_rx, last_tx) = (rx, tx);
         }
     }
     tracing::info!("stopping: draining workers");
