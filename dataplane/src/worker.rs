@@ -15,8 +15,9 @@ use crate::pipeline::{Pipeline, Verdict};
 use crate::port::{BURST, PacketBuf, Port, PortStats};
 use crate::snapshot_cell::SnapshotReader;
 
-/// Packets a handoff ring holds.
-pub const HANDOFF_RING: usize = 4 * BURST;
+/// Packets a handoff ring holds: room for several bursts while the owner is busy or
+/// descheduled (DPDK measurements overflowed 4 bursts on a shared machine).
+pub const HANDOFF_RING: usize = 32 * BURST;
 
 /// One worker's ends of the handoff mesh.
 pub struct Handoff<B> {
