@@ -67,6 +67,12 @@ fn run_af_xdp(cfg: Config, path: &Path) -> Result<RunStats> {
         },
         ring_size: io.ring_size,
     };
+    if cfg.dataplane.workers > 1 && cfg.vips.iter().any(|v| v.forwarding == Forwarding::Dnat) {
+        bail!(
+            "af_xdp with dnat VIPs needs dataplane.workers = 1: a backend's reply may arrive on another queue than its \
+             request, and AF_XDP frames cannot move between queues (use af_packet or dpdk for multi-queue DNAT)"
+        );
+    }
     let (port, queues) = AfXdpPort::open(&iface, cfg.dataplane.workers as u32, opts).map_err(|e| anyhow!("{e}"))?;
     tracing::info!(interface = %iface, mode = %port.mode(), "AF_XDP attached");
     let port = Mutex::new(port);

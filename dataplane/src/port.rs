@@ -91,4 +91,12 @@ pub trait Port {
 
     /// The port's own counters.
     fn stats(&self) -> PortStats;
+
+    /// Whether a buffer received on this queue may be transmitted or freed by
+    /// another queue of the same port (DPDK mbufs, AF_PACKET frames, heap buffers:
+    /// yes; AF_XDP frames live in their queue's own UMEM: no). Workers hand packets
+    /// to the owning worker only when this holds.
+    fn buffers_move_between_queues(&self) -> bool {
+        true
+    }
 }

@@ -101,8 +101,10 @@ impl<P: Port> Worker<P> {
         }
         let snap = self.snap.get();
         self.port.rx_burst(&mut self.rx, BURST);
-        // Steer: hand packets whose flow another worker owns to that worker.
-        if self.pipeline.workers > 1 {
+        // Steer: hand packets whose flow another worker owns to that worker (when the
+        // port's buffers can move between queues; otherwise the receiving worker keeps
+        // them: ICMP errors then fall back to the Maglev choice of the quoted flow).
+        if self.pipeline.workers > 1 && self.port.buffers_move_between_queues() {
             let me = self.pipeline.worker;
             for b in self.rx.drain(..) {
                 match self.pipeline.steer(b.data(), snap) {

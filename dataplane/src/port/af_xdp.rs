@@ -585,6 +585,10 @@ impl Port for XskQueue {
     /// The port's counters, with the kernel's drops for this socket (frames the
     /// redirect could not place because the RX or fill ring was full) as `rx_missed`.
     /// One `getsockopt`: the worker calls this every few milliseconds, never per packet.
+    fn buffers_move_between_queues(&self) -> bool {
+        false
+    }
+
     fn stats(&self) -> PortStats {
         let mut s = self.stats;
         if let Ok(k) = self.kernel_stats() {
