@@ -42,6 +42,20 @@ pub fn overhead(backend: &IpAddr, tunnel: Tunnel) -> usize {
     outer + if tunnel == Tunnel::Gre { 4 } else { 0 }
 }
 
+/// Move the L2 header (`l2` bytes at `from`) to the front of the frame. The common
+/// untagged case is a fixed 14-byte copy the compiler does in two moves, instead of
+/// a `memmove` call.
+#[inline(always)]
+pub fn move_l2_forward(data: &mut [u8], from: usize, l2: usize) {
+    if l2 == 14 && data.len() >= from + 14 {
+        let mut h = [0u8; 14];
+        h.copy_from_slice(&data[from..from + 14]);
+        data[..14].copy_from_slice(&h);
+    } else {
+        data.copy_within(from..from + l2, 0);
+    }
+}
+
 /// Rewrite the Ethernet addresses of an outgoing frame: to the gateway, from us.
 #[inline]
 pub fn set_l2(frame: &mut [u8], node: &NodeInfo) {
@@ -88,7 +102,7 @@ pub fn encapsulate<B: PacketBuf>(
         return Err(EncapError::NoHeadroom);
     }
     let data = buf.data_mut();
-    data.copy_within(overhead..overhead + l2, 0);
+    move_l2_forward(data, overhead, l2);
     data[p.ethertype_off..p.ethertype_off + 2].copy_from_slice(&outer_ethertype.to_be_bytes());
     set_l2(data, node);
     let payload_len = gre_len + inner_len;

@@ -163,7 +163,7 @@ pub fn too_big<B: PacketBuf>(buf: &mut B, p: &Parsed, node: &NodeInfo, mtu: u16)
     }
     buf.truncate(l2 + hdr + quote_len);
     let data = buf.data_mut();
-    data.copy_within(hdr..hdr + l2, 0);
+    super::encap::move_l2_forward(data, hdr, l2);
     set_l2(data, node);
     match p.key {
         FlowKey::V4(k) => {
