@@ -168,10 +168,10 @@ impl Pipeline {
         let mut classes = [Class::Host; BURST];
         let mut hashes = [FlowHash::default(); BURST];
         // Pass 1: parse, classify, and prefetch the flow-table buckets.
+        let mut rx_bytes = 0u64;
         for (i, b) in pkts.iter().enumerate() {
             let data = b.data();
-            self.counters.inc(Counter::RxPackets);
-            self.counters.add(Counter::RxBytes, data.len() as u64);
+            rx_bytes += data.len() as u64;
             parsed[i] = parse::parse(data);
             if let ParseOutcome::Ip(p) = &parsed[i] {
                 classes[i] = classify::classify(p, snap);
@@ -181,23 +181,26 @@ impl Pipeline {
                 }
             }
         }
-        // Pass 2: act.
+        self.counters.add(Counter::RxPackets, pkts.len() as u64);
+        self.counters.add(Counter::RxBytes, rx_bytes);
+        // Pass 2: act. Totals are summed in registers and added once per burst.
+        let (mut tx, mut tx_bytes, mut host, mut host_bytes) = (0u64, 0u64, 0u64, 0u64);
         for (i, b) in pkts.iter_mut().enumerate() {
             let len = b.len();
-            let v = match parsed[i] {
-                ParseOutcome::Drop(r) => Err(r),
+            let v = match &parsed[i] {
+                ParseOutcome::Drop(r) => Err(*r),
                 ParseOutcome::Host => Ok(Verdict::Host),
-                ParseOutcome::Ip(p) => self.act(snap, now_ms(i), b, &p, classes[i], hashes[i]),
+                ParseOutcome::Ip(p) => self.act(snap, now_ms(i), b, p, classes[i], hashes[i]),
             };
             verdicts[i] = match v {
                 Ok(Verdict::Tx) => {
-                    self.counters.inc(Counter::TxPackets);
-                    self.counters.add(Counter::TxBytes, b.len() as u64);
+                    tx += 1;
+                    tx_bytes += b.len() as u64;
                     Verdict::Tx
                 }
                 Ok(Verdict::Host) => {
-                    self.counters.inc(Counter::HostPackets);
-                    self.counters.add(Counter::HostBytes, len as u64);
+                    host += 1;
+                    host_bytes += len as u64;
                     Verdict::Host
                 }
                 Ok(other) => other,
@@ -207,6 +210,10 @@ impl Pipeline {
                 }
             };
         }
+        self.counters.add(Counter::TxPackets, tx);
+        self.counters.add(Counter::TxBytes, tx_bytes);
+        self.counters.add(Counter::HostPackets, host);
+        self.counters.add(Counter::HostBytes, host_bytes);
     }
 
     #[inline]
