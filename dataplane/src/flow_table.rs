@@ -180,7 +180,7 @@ impl FlowTable {
 
     /// Use another hash seed (e.g. a random one, so that an outsider cannot aim
     /// many flows at one bucket). Empties the table: entries placed with the old
-    /// seed could no longer be found. Counters are kept.
+    /// seed could no longer be found. Counters other than `active` are kept.
     pub fn with_seed(mut self, seed: u64) -> FlowTable {
         self.seed = seed;
         self.v4.clear();
