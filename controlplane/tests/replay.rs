@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use l4lb_tests::builder::*;
-use l4lb_tests::captures::{all_captures, read_pcap, testdata, write_pcap};
+use l4lb_tests::captures::{all_captures, read_pcap, testdata, write_pcap, write_pcap_at};
 
 fn l4lb() -> Command {
     Command::new(env!("CARGO_BIN_EXE_l4lb"))
@@ -248,8 +248,8 @@ fn a_backend_going_down_moves_only_its_flows_and_an_added_one_takes_only_new_flo
     let lb = mac("02:00:00:00:00:01");
     let peer = mac("02:00:00:00:00:fe");
     let o = IpOpts::default();
-    // 300 flows: packet 1 at t<1s, packet 2 after "down" (1.5s), packet 3 after "add" (3s);
-    // then 300 new flows after the add.
+    // 300 flows: packet 1 at 0 s, packet 2 at 2 s (after "down" at 1 s), packet 3 at 4 s (after "add" at 3 s);
+    // then 300 new flows at 6 s.
     let mut frames = Vec::new();
     let flows = 300u16;
     for round in 0..3 {
@@ -263,39 +263,17 @@ fn a_backend_going_down_moves_only_its_flows_and_an_added_one_takes_only_new_flo
         let c = format!("172.17.{}.{}", i / 250, 1 + i % 250);
         frames.push(tcp_frame(lb, peer, &c, "198.51.100.10", 1024 + i, 80, SYN, b"", o));
     }
+    // Round r at 2r seconds (the down event is at 1 s, the add at 3 s), 1 us apart inside a round.
     let input = dir.join("in.pcap");
-    // Round r at second r (300 packets each, 1 ms apart inside a round is too long: use 1 us).
-    let mut b = Vec::new();
-    for (k, f) in frames.iter().enumerate() {
-        let round = (k / flows as usize) as u64;
-        b.push((1_700_000_000_000_000 + round * 2_000_000 + (k % flows as usize) as u64, f.clone()));
-    }
-    // write with explicit timestamps: rounds at 0s, 2s, 4s, 6s
-    {
-        let mut frames_sorted = Vec::new();
-        let mut last = 0u64;
-        for (t, f) in &b {
-            assert!(*t >= last);
-            last = *t;
-            frames_sorted.push(f.clone());
-        }
-        // write_pcap uses a fixed step; write by hand instead
-        let mut bytes = Vec::new();
-        bytes.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-        bytes.extend_from_slice(&2u16.to_le_bytes());
-        bytes.extend_from_slice(&4u16.to_le_bytes());
-        bytes.extend_from_slice(&[0u8; 8]);
-        bytes.extend_from_slice(&262_144u32.to_le_bytes());
-        bytes.extend_from_slice(&1u32.to_le_bytes());
-        for (t, f) in &b {
-            bytes.extend_from_slice(&((t / 1_000_000) as u32).to_le_bytes());
-            bytes.extend_from_slice(&((t % 1_000_000) as u32).to_le_bytes());
-            bytes.extend_from_slice(&(f.len() as u32).to_le_bytes());
-            bytes.extend_from_slice(&(f.len() as u32).to_le_bytes());
-            bytes.extend_from_slice(f);
-        }
-        std::fs::write(&input, bytes).unwrap();
-    }
+    let timed: Vec<(u64, Vec<u8>)> = frames
+        .iter()
+        .enumerate()
+        .map(|(k, f)| {
+            let round = (k / flows as usize) as u64;
+            (1_700_000_000_000_000 + round * 2_000_000 + (k % flows as usize) as u64, f.clone())
+        })
+        .collect();
+    write_pcap_at(&input, &timed);
     let events = dir.join("events.toml");
     std::fs::write(
         &events,

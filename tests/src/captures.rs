@@ -30,6 +30,13 @@ pub fn all_captures(dir: &Path) -> Vec<PathBuf> {
 
 /// Write frames as a microsecond Ethernet pcap, one per `step_us` from `start_us`.
 pub fn write_pcap(path: &Path, frames: &[Vec<u8>], start_us: u64, step_us: u64) {
+    let timed: Vec<(u64, Vec<u8>)> =
+        frames.iter().enumerate().map(|(i, f)| (start_us + step_us * i as u64, f.clone())).collect();
+    write_pcap_at(path, &timed);
+}
+
+/// Write (timestamp in microseconds, frame) pairs as a microsecond Ethernet pcap.
+pub fn write_pcap_at(path: &Path, frames: &[(u64, Vec<u8>)]) {
     let mut b = Vec::new();
     b.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
     b.extend_from_slice(&2u16.to_le_bytes());
@@ -38,8 +45,8 @@ pub fn write_pcap(path: &Path, frames: &[Vec<u8>], start_us: u64, step_us: u64) 
     b.extend_from_slice(&0u32.to_le_bytes());
     b.extend_from_slice(&262_144u32.to_le_bytes());
     b.extend_from_slice(&1u32.to_le_bytes());
-    for (i, f) in frames.iter().enumerate() {
-        let t = start_us + step_us * i as u64;
+    for (t, f) in frames {
+        let t = *t;
         b.extend_from_slice(&((t / 1_000_000) as u32).to_le_bytes());
         b.extend_from_slice(&((t % 1_000_000) as u32).to_le_bytes());
         b.extend_from_slice(&(f.len() as u32).to_le_bytes());
