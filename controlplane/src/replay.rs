@@ -26,7 +26,7 @@ use dataplane::snapshot_cell::SnapshotReader;
 
 use crate::events::{self, Event};
 use crate::publish::{Publisher, apply_change};
-use crate::stats::{FlowFigures, RunStats};
+use crate::stats::RunStats;
 
 /// What `replay` was asked to do.
 #[derive(Clone, Debug, Default)]
@@ -237,8 +237,7 @@ pub fn run(cfg: Config, opts: &ReplayOptions) -> Result<(RunStats, std::sync::Ar
     let mut stats = RunStats { workers: n, ..Default::default() };
     for p in pipes.iter_mut() {
         p.flows_mut().expire_all(end_ms);
-        let f = p.flows().stats();
-        stats.flows.add(&FlowFigures { created: f.created, expired: f.expired, evicted: f.evicted, active: f.active });
+        stats.flows = stats.flows + p.flows().stats();
         stats.counters.merge(&p.counters);
         stats.per_worker.push(p.counters.clone());
     }

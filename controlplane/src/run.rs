@@ -20,7 +20,7 @@ use dataplane::port::{Port, PortStats};
 use dataplane::worker::{Worker, WorkerStats, handoff_mesh};
 
 use crate::publish::Publisher;
-use crate::stats::{FlowFigures, RunStats};
+use crate::stats::RunStats;
 
 /// How often the control loop logs counters (milliseconds); `l4lb run --stats-interval`.
 static STATS_INTERVAL_MS: AtomicU64 = AtomicU64::new(10_000);
@@ -323,12 +323,7 @@ fn collect(shared: &[Arc<Mutex<WorkerStats>>]) -> RunStats {
         if let Ok(s) = s.lock() {
             stats.counters.merge(&s.counters);
             stats.per_worker.push(s.counters.clone());
-            stats.flows.add(&FlowFigures {
-                created: s.flows_created,
-                expired: s.flows_expired,
-                evicted: s.flows_evicted,
-                active: s.flows_active,
-            });
+            stats.flows = stats.flows + s.flows;
         }
     }
     stats

@@ -3,31 +3,15 @@
 
 use common::snapshot::Snapshot;
 use dataplane::counters::{Counter, Counters, DropReason};
+use dataplane::flow_table::FlowTableStats;
 use serde_json::{Value, json};
-
-/// Flow-table figures summed over workers.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct FlowFigures {
-    pub created: u64,
-    pub expired: u64,
-    pub evicted: u64,
-    pub active: u64,
-}
-
-impl FlowFigures {
-    pub fn add(&mut self, o: &FlowFigures) {
-        self.created += o.created;
-        self.expired += o.expired;
-        self.evicted += o.evicted;
-        self.active += o.active;
-    }
-}
 
 /// Everything a run counted.
 #[derive(Clone, Debug, Default)]
 pub struct RunStats {
     pub counters: Counters,
-    pub flows: FlowFigures,
+    /// Flow-table figures summed over workers.
+    pub flows: FlowTableStats,
     pub workers: usize,
     pub per_worker: Vec<Counters>,
 }

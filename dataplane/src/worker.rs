@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::counters::{Counter, Counters, DropReason};
+use crate::flow_table::FlowTableStats;
 use crate::pipeline::{Pipeline, Verdict};
 use crate::port::{BURST, PacketBuf, Port, PortStats};
 use crate::snapshot_cell::SnapshotReader;
@@ -49,10 +50,7 @@ pub fn handoff_mesh<B>(workers: usize) -> Vec<Handoff<B>> {
 pub struct WorkerStats {
     pub counters: Counters,
     pub port: PortStats,
-    pub flows_active: u64,
-    pub flows_created: u64,
-    pub flows_expired: u64,
-    pub flows_evicted: u64,
+    pub flows: FlowTableStats,
 }
 
 /// A poll-mode worker.
@@ -170,14 +168,10 @@ impl<P: Port> Worker<P> {
 
     /// Copy counters out for the control plane (every few milliseconds, off the packet path).
     pub fn publish_stats(&self) {
-        let f = self.pipeline.flows().stats();
         if let Ok(mut s) = self.shared.lock() {
             s.counters.clone_from(&self.pipeline.counters);
             s.port = self.port.stats();
-            s.flows_active = f.active;
-            s.flows_created = f.created;
-            s.flows_expired = f.expired;
-            s.flows_evicted = f.evicted;
+            s.flows = self.pipeline.flows().stats();
         }
     }
 

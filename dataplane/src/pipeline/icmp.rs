@@ -7,10 +7,10 @@ use std::net::IpAddr;
 use common::checksum;
 use common::flow::{FlowKey, FlowKeyV4, FlowKeyV6, proto};
 use common::snapshot::NodeInfo;
-use common::wire::{icmp_error, icmpv4, icmpv6, ipv4, tcp, udp};
+use common::wire::{icmp_error, icmpv4, icmpv6, ipv4};
 
 use super::encap::set_l2;
-use super::nat::decrement_ttl;
+use super::nat::{decrement_ttl, rewrite_transport, swap_addr};
 use super::parse::Parsed;
 use crate::counters::DropReason;
 use crate::port::PacketBuf;
@@ -20,16 +20,25 @@ pub const ICMPV4_ERROR_MAX: usize = 576;
 /// RFC 4443 2.4(c): an ICMPv6 error fits in the minimum IPv6 MTU, 1280 bytes.
 pub const ICMPV6_ERROR_MAX: usize = 1280;
 
+/// Where the packet quoted by an ICMP error lies in the frame.
+#[derive(Clone, Copy, Debug)]
+pub struct Quote {
+    /// Offset of the quoted IP header from the frame start.
+    pub ip: usize,
+    /// Offset of the quoted transport header from the frame start.
+    pub l4: usize,
+    /// Transport protocol of the quoted packet (TCP or UDP).
+    pub proto: u8,
+}
+
 /// What an ICMP message to a VIP address is.
 #[derive(Clone, Copy, Debug)]
 pub enum IcmpKind {
     EchoRequest,
-    /// An error quoting a packet of the flow `flow` (client to VIP direction);
-    /// the quoted IP header starts at `quote_off` (from the frame start).
+    /// An error quoting a packet of the flow `flow` (client to VIP direction).
     Error {
         flow: FlowKey,
-        quote_off: usize,
-        quote_l4_off: usize,
+        quote: Quote,
     },
     /// Anything else (echo replies, NDP, ...): the host's.
     Other,
@@ -63,48 +72,37 @@ pub fn inspect(frame: &[u8], p: &Parsed) -> Result<IcmpKind, DropReason> {
 }
 
 /// The quoted packet was sent by the VIP (a reply, VIP to client); the flow it
-/// belongs to is the reverse, client to VIP.
+/// belongs to is the reverse, client to VIP. Only TCP/UDP quotes with their ports
+/// identify a flow; other quotes are the host's business.
 fn quoted_v4(q: &[u8], quote_off: usize) -> Result<IcmpKind, DropReason> {
-    if q.len() < 20 || q[0] >> 4 != 4 {
-        return Err(DropReason::IcmpMalformed);
-    }
-    let hl = usize::from(q[0] & 0x0f) * 4;
-    let proto = q[9];
-    if hl < 20 || (proto != proto::TCP && proto != proto::UDP) {
-        return Ok(IcmpKind::Other);
-    }
-    if q.len() < hl + 4 {
-        return Err(DropReason::IcmpMalformed);
-    }
-    let mut src = [0u8; 4];
-    let mut dst = [0u8; 4];
-    src.copy_from_slice(&q[12..16]);
-    dst.copy_from_slice(&q[16..20]);
-    let sport = u16::from_be_bytes([q[hl], q[hl + 1]]);
-    let dport = u16::from_be_bytes([q[hl + 2], q[hl + 3]]);
-    let flow = FlowKey::V4(FlowKeyV4 { src: dst, dst: src, src_port: dport, dst_port: sport, proto });
-    Ok(IcmpKind::Error { flow, quote_off, quote_l4_off: quote_off + hl })
+    let quoted = icmp_error::parse_quoted_v4(q).map_err(|_| DropReason::IcmpMalformed)?;
+    let (src, dst, proto, l4) = (quoted.src, quoted.dst, quoted.protocol, quoted.l4_offset);
+    quoted_flow(quoted.ports, proto, quote_off, l4, |sport, dport| {
+        FlowKey::V4(FlowKeyV4 { src: dst, dst: src, src_port: dport, dst_port: sport, proto })
+    })
 }
 
 fn quoted_v6(q: &[u8], quote_off: usize) -> Result<IcmpKind, DropReason> {
-    if q.len() < 40 || q[0] >> 4 != 6 {
-        return Err(DropReason::IcmpMalformed);
-    }
-    let proto = q[6];
+    let quoted = icmp_error::parse_quoted_v6(q).map_err(|_| DropReason::IcmpMalformed)?;
+    let (src, dst, proto, l4) = (quoted.src, quoted.dst, quoted.protocol, quoted.l4_offset);
+    quoted_flow(quoted.ports, proto, quote_off, l4, |sport, dport| {
+        FlowKey::V6(FlowKeyV6 { src: dst, dst: src, src_port: dport, dst_port: sport, proto })
+    })
+}
+
+#[inline]
+fn quoted_flow(
+    ports: Option<(u16, u16)>,
+    proto: u8,
+    quote_off: usize,
+    l4_offset: usize,
+    key: impl Fn(u16, u16) -> FlowKey,
+) -> Result<IcmpKind, DropReason> {
     if proto != proto::TCP && proto != proto::UDP {
         return Ok(IcmpKind::Other);
     }
-    if q.len() < 44 {
-        return Err(DropReason::IcmpMalformed);
-    }
-    let mut src = [0u8; 16];
-    let mut dst = [0u8; 16];
-    src.copy_from_slice(&q[8..24]);
-    dst.copy_from_slice(&q[24..40]);
-    let sport = u16::from_be_bytes([q[40], q[41]]);
-    let dport = u16::from_be_bytes([q[42], q[43]]);
-    let flow = FlowKey::V6(FlowKeyV6 { src: dst, dst: src, src_port: dport, dst_port: sport, proto });
-    Ok(IcmpKind::Error { flow, quote_off, quote_l4_off: quote_off + 40 })
+    let (sport, dport) = ports.ok_or(DropReason::IcmpMalformed)?;
+    Ok(IcmpKind::Error { flow: key(sport, dport), quote: Quote { ip: quote_off, l4: quote_off + l4_offset, proto } })
 }
 
 /// Answer an echo request in place: swap addresses, echo reply type, TTL 64.
@@ -139,14 +137,21 @@ pub fn echo_reply<B: PacketBuf>(buf: &mut B, p: &Parsed, node: &NodeInfo) {
         data[l4 + 2] = 0;
         data[l4 + 3] = 0;
         let end = l3 + p.ip_len;
-        let mut s = [0u8; 16];
-        let mut d = [0u8; 16];
-        s.copy_from_slice(&data[l3 + 8..l3 + 24]);
-        d.copy_from_slice(&data[l3 + 24..l3 + 40]);
-        let c = checksum::l4_checksum_v6(s, d, proto::ICMPV6, &data[l4..end]);
+        let c = icmpv6_checksum(data, l3, l4, end);
         data[l4 + 2..l4 + 4].copy_from_slice(&c.to_be_bytes());
     }
     set_l2(data, node);
+}
+
+/// The ICMPv6 checksum of the message at `l4..end` (checksum field zeroed) under the
+/// IPv6 header at `l3`.
+#[inline]
+fn icmpv6_checksum(data: &[u8], l3: usize, l4: usize, end: usize) -> u16 {
+    let mut s = [0u8; 16];
+    let mut d = [0u8; 16];
+    s.copy_from_slice(&data[l3 + 8..l3 + 24]);
+    d.copy_from_slice(&data[l3 + 24..l3 + 40]);
+    checksum::l4_checksum_v6(s, d, proto::ICMPV6, &data[l4..end])
 }
 
 /// Turn the packet in place into an ICMP "fragmentation needed" (IPv4) or ICMPv6
@@ -204,8 +209,7 @@ pub fn dnat_error(
     data: &mut [u8],
     p: &Parsed,
     node: &NodeInfo,
-    quote_off: usize,
-    quote_l4_off: usize,
+    quote: Quote,
     backend: &IpAddr,
     backend_port: Option<u16>,
 ) -> Result<(), DropReason> {
@@ -213,86 +217,31 @@ pub fn dnat_error(
     let v4 = p.is_v4();
     let end = l3 + p.ip_len;
     decrement_ttl(data, l3, v4)?;
-    match backend {
+    // Outer destination (the VIP) becomes the backend; inside the quote, the source
+    // (the VIP, with its port) becomes the backend's.
+    let q = quote.ip;
+    let (v4b, v6b);
+    let new: &[u8] = match backend {
         IpAddr::V4(b) if v4 => {
-            let new = b.octets();
-            // Outer destination.
-            let mut old = [0u8; 4];
-            old.copy_from_slice(&data[l3 + 16..l3 + 20]);
-            data[l3 + 16..l3 + 20].copy_from_slice(&new);
-            let c = u16::from_be_bytes([data[l3 + 10], data[l3 + 11]]);
-            let c = checksum::update_bytes(c, &old, &new);
-            data[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
-            // Quoted source address and its header checksum.
-            let q = quote_off;
-            let mut qold = [0u8; 4];
-            qold.copy_from_slice(&data[q + 12..q + 16]);
-            data[q + 12..q + 16].copy_from_slice(&new);
-            let qc = u16::from_be_bytes([data[q + 10], data[q + 11]]);
-            let qc = checksum::update_bytes(qc, &qold, &new);
-            data[q + 10..q + 12].copy_from_slice(&qc.to_be_bytes());
-            quoted_l4(data, quote_l4_off, end, data[q + 9], &qold, &new, backend_port, true);
+            v4b = b.octets();
+            &v4b
         }
         IpAddr::V6(b) if !v4 => {
-            let new = b.octets();
-            data[l3 + 24..l3 + 40].copy_from_slice(&new);
-            let q = quote_off;
-            let mut qold = [0u8; 16];
-            qold.copy_from_slice(&data[q + 8..q + 24]);
-            data[q + 8..q + 24].copy_from_slice(&new);
-            quoted_l4(data, quote_l4_off, end, data[q + 6], &qold, &new, backend_port, false);
+            v6b = b.octets();
+            &v6b
         }
         _ => return Err(DropReason::NoBackend),
-    }
+    };
+    let (dst_off, src_off) = if v4 { (l3 + 16, q + 12) } else { (l3 + 24, q + 8) };
+    swap_addr(data, dst_off, new, v4.then_some(l3));
+    let old = swap_addr(data, src_off, new, v4.then_some(q));
+    rewrite_transport(data, quote.l4, end, quote.proto, v4, 0, &old[..new.len()], new, backend_port);
     // Recompute the ICMP checksum over the whole message.
     let l4 = p.l4_off;
     data[l4 + 2] = 0;
     data[l4 + 3] = 0;
-    let c = if v4 {
-        checksum::checksum(&data[l4..end])
-    } else {
-        let mut s = [0u8; 16];
-        let mut d = [0u8; 16];
-        s.copy_from_slice(&data[l3 + 8..l3 + 24]);
-        d.copy_from_slice(&data[l3 + 24..l3 + 40]);
-        checksum::l4_checksum_v6(s, d, proto::ICMPV6, &data[l4..end])
-    };
+    let c = if v4 { checksum::checksum(&data[l4..end]) } else { icmpv6_checksum(data, l3, l4, end) };
     data[l4 + 2..l4 + 4].copy_from_slice(&c.to_be_bytes());
     set_l2(data, node);
     Ok(())
-}
-
-/// Rewrite the quoted transport header's source port and, when the quote holds
-/// it, its checksum.
-#[allow(clippy::too_many_arguments)]
-fn quoted_l4(
-    data: &mut [u8],
-    l4: usize,
-    end: usize,
-    proto: u8,
-    old_addr: &[u8],
-    new_addr: &[u8],
-    port: Option<u16>,
-    v4: bool,
-) {
-    if l4 + 2 > end {
-        return;
-    }
-    let old_port = u16::from_be_bytes([data[l4], data[l4 + 1]]);
-    let new_port = port.unwrap_or(old_port);
-    data[l4..l4 + 2].copy_from_slice(&new_port.to_be_bytes());
-    let csum_off = l4 + if proto == proto::TCP { tcp::CHECKSUM_OFFSET } else { udp::CHECKSUM_OFFSET };
-    if csum_off + 2 > end {
-        return;
-    }
-    let old_c = u16::from_be_bytes([data[csum_off], data[csum_off + 1]]);
-    if proto == proto::UDP && v4 && old_c == 0 {
-        return;
-    }
-    let mut c = checksum::update_bytes(old_c, old_addr, new_addr);
-    c = checksum::update_u16(c, old_port, new_port);
-    if proto == proto::UDP {
-        c = checksum::udp_checksum_field(c);
-    }
-    data[csum_off..csum_off + 2].copy_from_slice(&c.to_be_bytes());
 }

@@ -259,7 +259,7 @@ impl Pipeline {
         match vip.forwarding {
             Forwarding::Gre | Forwarding::Ipip => self.encap(snap, b, p, vip, &backend.address),
             Forwarding::Dnat => {
-                let port = if vip.port == 0 && backend.port == 0 { None } else { Some(backend.port) };
+                let port = nat::backend_port(vip, backend);
                 nat::rewrite_buf(b, p, &snap.node, End::Destination, &backend.address, port)?;
                 // The reply's key, so that the backend's answers find their VIP.
                 let port_out = port.unwrap_or(p.key.dst_port());
@@ -358,8 +358,7 @@ impl Pipeline {
             _ => return Ok(Verdict::Host),
         };
         let Some(vip) = snap.vips.get(usize::from(vip_id)) else { return Ok(Verdict::Host) };
-        let port = if vip.port == 0 { None } else { Some(vip.port) };
-        nat::rewrite_buf(b, p, &snap.node, End::Source, &vip.address, port)?;
+        nat::rewrite_buf(b, p, &snap.node, End::Source, &vip.address, nat::vip_port(vip))?;
         self.counters.inc(Counter::DnatReply);
         Ok(Verdict::Tx)
     }
@@ -379,7 +378,7 @@ impl Pipeline {
                 Ok(Verdict::Tx)
             }
             icmp::IcmpKind::Other => Ok(Verdict::Host),
-            icmp::IcmpKind::Error { flow, quote_off, quote_l4_off } => {
+            icmp::IcmpKind::Error { flow, quote } => {
                 let vip_id = match &flow {
                     FlowKey::V4(k) => snap.lookup_vip_v4(k.dst, k.dst_port, k.proto),
                     FlowKey::V6(k) => snap.lookup_vip_v6(k.dst, k.dst_port, k.proto),
@@ -400,8 +399,8 @@ impl Pipeline {
                 match vip.forwarding {
                     Forwarding::Gre | Forwarding::Ipip => self.encap(snap, b, p, vip, &backend.address),
                     Forwarding::Dnat => {
-                        let port = if vip.port == 0 && backend.port == 0 { None } else { Some(backend.port) };
-                        icmp::dnat_error(b.data_mut(), p, &snap.node, quote_off, quote_l4_off, &backend.address, port)?;
+                        let port = nat::backend_port(vip, backend);
+                        icmp::dnat_error(b.data_mut(), p, &snap.node, quote, &backend.address, port)?;
                         Ok(Verdict::Tx)
                     }
                 }
@@ -430,11 +429,8 @@ impl Pipeline {
         match vip.forwarding {
             Forwarding::Gre | Forwarding::Ipip => self.encap(snap, b, p, vip, &backend.address),
             Forwarding::Dnat => {
-                let port = if p.frag == Frag::First && !(vip.port == 0 && backend.port == 0) {
-                    Some(backend.port)
-                } else {
-                    None
-                };
+                // Only the first fragment carries the port.
+                let port = if p.frag == Frag::First { nat::backend_port(vip, backend) } else { None };
                 nat::rewrite_buf(b, p, &snap.node, End::Destination, &backend.address, port)?;
                 self.counters.inc(Counter::DnatForward);
                 Ok(Verdict::Tx)
@@ -452,7 +448,7 @@ impl Pipeline {
     ) -> Result<Verdict, DropReason> {
         self.counters.inc(Counter::Fragments);
         let vip = &snap.vips[usize::from(vip_id)];
-        let port = if p.frag == Frag::First && vip.port != 0 { Some(vip.port) } else { None };
+        let port = if p.frag == Frag::First { nat::vip_port(vip) } else { None };
         nat::rewrite_buf(b, p, &snap.node, End::Source, &vip.address, port)?;
         self.counters.inc(Counter::DnatReply);
         Ok(Verdict::Tx)

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 
 use common::checksum;
 use common::flow::proto;
-use common::snapshot::NodeInfo;
+use common::snapshot::{BackendEntry, NodeInfo, VipEntry};
 use common::wire::{tcp, udp};
 
 use super::encap::set_l2;
@@ -62,28 +62,73 @@ pub fn decrement_ttl(data: &mut [u8], l3: usize, v4: bool) -> Result<(), DropRea
     Ok(())
 }
 
-/// Replace an address in an IP header at `l3` (IPv4 header checksum kept valid).
-/// Returns the old address bytes' checksum contribution as (old, new) for the
-/// caller's transport-checksum update.
+/// Replace the address at `off` (4 or 16 bytes, the length of `new`), returning the
+/// old one. In an IPv4 header at `l3`, pass `Some(l3)` to keep its checksum valid.
 #[inline]
-fn set_addr(data: &mut [u8], l3: usize, v4: bool, end: End, addr: &IpAddr) {
-    match (v4, addr) {
-        (true, IpAddr::V4(a)) => {
-            let off = l3 + if end == End::Source { V4_SRC } else { V4_DST };
-            let new = a.octets();
-            let mut old = [0u8; 4];
-            old.copy_from_slice(&data[off..off + 4]);
-            data[off..off + 4].copy_from_slice(&new);
-            let c = u16::from_be_bytes([data[l3 + V4_CSUM], data[l3 + V4_CSUM + 1]]);
-            let c = checksum::update_bytes(c, &old, &new);
-            data[l3 + V4_CSUM..l3 + V4_CSUM + 2].copy_from_slice(&c.to_be_bytes());
-        }
-        (false, IpAddr::V6(a)) => {
-            let off = l3 + if end == End::Source { V6_SRC } else { V6_DST };
-            data[off..off + 16].copy_from_slice(&a.octets());
-        }
-        _ => {}
+pub fn swap_addr(data: &mut [u8], off: usize, new: &[u8], ipv4_header: Option<usize>) -> [u8; 16] {
+    let n = new.len();
+    let mut old = [0u8; 16];
+    old[..n].copy_from_slice(&data[off..off + n]);
+    data[off..off + n].copy_from_slice(new);
+    if let Some(l3) = ipv4_header {
+        let c = u16::from_be_bytes([data[l3 + V4_CSUM], data[l3 + V4_CSUM + 1]]);
+        let c = checksum::update_bytes(c, &old[..n], new);
+        data[l3 + V4_CSUM..l3 + V4_CSUM + 2].copy_from_slice(&c.to_be_bytes());
     }
+    old
+}
+
+/// After an address change in the pseudo-header (`old_addr` to `new_addr`), set the
+/// port at `l4 + port_at` (0: source, 2: destination) to `port` (`None`: keep it) and
+/// update the TCP/UDP checksum, when it lies before `end` (a quote may stop short).
+/// RFC 768: an IPv4 UDP checksum of zero means "none" and stays so.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+pub fn rewrite_transport(
+    data: &mut [u8],
+    l4: usize,
+    end: usize,
+    proto: u8,
+    v4: bool,
+    port_at: usize,
+    old_addr: &[u8],
+    new_addr: &[u8],
+    port: Option<u16>,
+) {
+    let port_off = l4 + port_at;
+    if port_off + 2 > end {
+        return;
+    }
+    let old_port = u16::from_be_bytes([data[port_off], data[port_off + 1]]);
+    let new_port = port.unwrap_or(old_port);
+    data[port_off..port_off + 2].copy_from_slice(&new_port.to_be_bytes());
+    let csum_off = l4 + if proto == proto::TCP { tcp::CHECKSUM_OFFSET } else { udp::CHECKSUM_OFFSET };
+    if csum_off + 2 > end {
+        return;
+    }
+    let old_c = u16::from_be_bytes([data[csum_off], data[csum_off + 1]]);
+    if proto == proto::UDP && v4 && old_c == 0 {
+        return;
+    }
+    let mut c = checksum::update_bytes(old_c, old_addr, new_addr);
+    c = checksum::update_u16(c, old_port, new_port);
+    if proto == proto::UDP {
+        c = checksum::udp_checksum_field(c);
+    }
+    data[csum_off..csum_off + 2].copy_from_slice(&c.to_be_bytes());
+}
+
+/// The port a DNAT request is rewritten to: the backend's, except for a port-0 VIP
+/// whose backend has no port of its own (the packet keeps its port).
+#[inline]
+pub fn backend_port(vip: &VipEntry, backend: &BackendEntry) -> Option<u16> {
+    if vip.port == 0 && backend.port == 0 { None } else { Some(backend.port) }
+}
+
+/// The port a DNAT reply is rewritten to: the VIP's, or kept for a port-0 VIP.
+#[inline]
+pub fn vip_port(vip: &VipEntry) -> Option<u16> {
+    if vip.port == 0 { None } else { Some(vip.port) }
 }
 
 /// Rewrite one end of a packet: address, and port when the packet carries one.
@@ -101,41 +146,32 @@ pub fn rewrite(
     let l3 = p.l2_len;
     let v4 = p.is_v4();
     decrement_ttl(data, l3, v4)?;
-    let addr_off = match (v4, end) {
-        (true, End::Source) => l3 + V4_SRC,
-        (true, End::Destination) => l3 + V4_DST,
-        (false, End::Source) => l3 + V6_SRC,
-        (false, End::Destination) => l3 + V6_DST,
+    let (v4b, v6b);
+    let (new, off, ipv4_header): (&[u8], usize, Option<usize>) = match (addr, end) {
+        (IpAddr::V4(a), End::Source) if v4 => {
+            v4b = a.octets();
+            (&v4b, l3 + V4_SRC, Some(l3))
+        }
+        (IpAddr::V4(a), End::Destination) if v4 => {
+            v4b = a.octets();
+            (&v4b, l3 + V4_DST, Some(l3))
+        }
+        (IpAddr::V6(a), End::Source) if !v4 => {
+            v6b = a.octets();
+            (&v6b, l3 + V6_SRC, None)
+        }
+        (IpAddr::V6(a), End::Destination) if !v4 => {
+            v6b = a.octets();
+            (&v6b, l3 + V6_DST, None)
+        }
+        // Families differ: the configuration check forbids it.
+        _ => return Err(DropReason::NoBackend),
     };
-    let alen = if v4 { 4 } else { 16 };
-    let mut old_addr = [0u8; 16];
-    old_addr[..alen].copy_from_slice(&data[addr_off..addr_off + alen]);
-    set_addr(data, l3, v4, end, addr);
+    let old = swap_addr(data, off, new, ipv4_header);
     // Transport header: only TCP/UDP that carries its header here (not a later fragment).
     if p.frag != Frag::Later && (p.proto == proto::TCP || p.proto == proto::UDP) {
-        let l4 = p.l4_off;
-        let end_of_ip = p.l2_len + p.ip_len;
-        let csum_off = l4 + if p.proto == proto::TCP { tcp::CHECKSUM_OFFSET } else { udp::CHECKSUM_OFFSET };
-        let port_off = l4 + if end == End::Source { 0 } else { 2 };
-        let old_port = u16::from_be_bytes([data[port_off], data[port_off + 1]]);
-        let new_port = port.unwrap_or(old_port);
-        data[port_off..port_off + 2].copy_from_slice(&new_port.to_be_bytes());
-        if csum_off + 2 <= end_of_ip {
-            let old_c = u16::from_be_bytes([data[csum_off], data[csum_off + 1]]);
-            // RFC 768: an IPv4 UDP checksum of zero means "none": leave it so.
-            let skip = p.proto == proto::UDP && v4 && old_c == 0;
-            if !skip {
-                let new_addr = &data[addr_off..addr_off + alen];
-                let mut na = [0u8; 16];
-                na[..alen].copy_from_slice(new_addr);
-                let mut c = checksum::update_bytes(old_c, &old_addr[..alen], &na[..alen]);
-                c = checksum::update_u16(c, old_port, new_port);
-                if p.proto == proto::UDP {
-                    c = checksum::udp_checksum_field(c);
-                }
-                data[csum_off..csum_off + 2].copy_from_slice(&c.to_be_bytes());
-            }
-        }
+        let port_at = if end == End::Source { 0 } else { 2 };
+        rewrite_transport(data, p.l4_off, l3 + p.ip_len, p.proto, v4, port_at, &old[..new.len()], new, port);
     }
     set_l2(data, node);
     Ok(())

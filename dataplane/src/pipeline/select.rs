@@ -8,7 +8,7 @@
 use common::config::HashMode;
 use common::flow::FlowKey;
 use common::hash;
-use common::snapshot::{BackendState, VipEntry};
+use common::snapshot::VipEntry;
 
 /// The Maglev entry for a flow.
 #[inline]
@@ -41,12 +41,9 @@ fn entry(vip: &VipEntry, h: u64) -> u16 {
     vip.select(h)
 }
 
-/// Whether an existing flow may stay on backend `slot`: `up` and `drain` keep their
-/// flows (whatever the weight); `down` and removed ones lose them.
+/// Whether an existing flow may stay on backend `slot` (`BackendEntry::keeps_flows`:
+/// `up` and `drain` keep their flows whatever the weight; `down` and removed lose them).
 #[inline]
 pub fn keeps_flows(vip: &VipEntry, slot: u16) -> bool {
-    match vip.backends.get(usize::from(slot)) {
-        Some(b) => matches!(b.state, BackendState::Up | BackendState::Drain),
-        None => false,
-    }
+    vip.backend(slot).is_some_and(|b| b.keeps_flows())
 }
