@@ -8,6 +8,7 @@
 //! - [`maglev`]: weighted Maglev lookup tables.
 //! - [`config`]: the TOML configuration, validated whole, every error with its place.
 //! - [`snapshot`]: the immutable forwarding snapshot the data plane reads.
+//! - [`tunnel`]: prebuilt GRE/IPIP outer headers, one per backend, patched per packet.
 //!
 //! Invariants: no I/O, no unsafe code, no global state.
 #![forbid(unsafe_code)]
@@ -18,4 +19,5 @@ pub mod flow;
 pub mod hash;
 pub mod maglev;
 pub mod snapshot;
+pub mod tunnel;
 pub mod wire;

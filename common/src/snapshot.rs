@@ -19,6 +19,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::config::{Config, duration_ms_ceil};
 use crate::maglev::{self, MaglevBackend};
+use crate::tunnel::OuterHeader;
 use flat::FlatMap;
 
 pub use crate::config::{BackendState, Forwarding, HashMode, Protocol};
@@ -88,6 +89,9 @@ pub struct VipEntry {
     /// Maglev entry -> backend slot, or [`NO_BACKEND`]. Empty for a tombstone.
     pub table: Box<[u16]>,
     pub backends: Vec<BackendEntry>,
+    /// GRE/IPIP VIPs: the outer headers towards each backend slot (same indices as
+    /// `backends`), built from the node's addresses. Empty for DNAT VIPs.
+    pub tunnels: Box<[OuterHeader]>,
 }
 
 impl VipEntry {
@@ -183,10 +187,17 @@ impl Snapshot {
         }
         let d = &cfg.dataplane;
         let n = &cfg.node;
+        let node = NodeInfo { mac: n.mac, gateway_mac: n.gateway_mac, ipv4: n.ipv4, ipv6: n.ipv6, mtu: n.mtu };
+        for v in &mut vips {
+            v.tunnels = match v.forwarding {
+                Forwarding::Dnat => Box::new([]),
+                f => v.backends.iter().map(|b| OuterHeader::new(&node, b.address, f == Forwarding::Gre)).collect(),
+            };
+        }
         let lookup = build_lookup(&vips);
         Snapshot {
             version,
-            node: NodeInfo { mac: n.mac, gateway_mac: n.gateway_mac, ipv4: n.ipv4, ipv6: n.ipv6, mtu: n.mtu },
+            node,
             timeouts: Timeouts {
                 tcp_established_ms: duration_ms_ceil(d.tcp_established_timeout),
                 tcp_transitory_ms: duration_ms_ceil(d.tcp_transitory_timeout),
@@ -285,6 +296,7 @@ impl VipEntry {
             table_size: self.table_size,
             table: Box::new([]),
             backends: Vec::new(),
+            tunnels: Box::new([]),
         }
     }
 }
@@ -328,6 +340,7 @@ fn build_vip(vc: &crate::config::VipConfig, prev: Option<&VipEntry>) -> VipEntry
         table_size: vc.table_size,
         table: Box::new([]),
         backends,
+        tunnels: Box::new([]),
     };
     let input = v.maglev_input();
     v.table = match prev {

@@ -7,22 +7,14 @@
 //! address, TTL/hop limit 64, DSCP/ECN copied from the inner header, DF set; GRE
 //! is the plain 4-byte header; Ethernet padding after the inner packet is removed.
 
-use std::net::IpAddr;
-
-use common::flow::{FlowKey, proto};
+use common::flow::FlowKey;
 use common::hash;
 use common::snapshot::NodeInfo;
-use common::wire::{ethernet, gre::GreRepr, ipv4, ipv4::Ipv4Repr, ipv6, ipv6::Ipv6Repr};
+use common::tunnel::{self, OuterHeader, Shape};
+use common::wire::ethernet;
 
 use super::parse::Parsed;
 use crate::port::PacketBuf;
-
-/// Tunnel kind.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Tunnel {
-    Gre,
-    Ipip,
-}
 
 /// Why a packet could not be encapsulated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,13 +25,6 @@ pub enum EncapError {
     },
     NoHeadroom,
     NoSource,
-}
-
-/// Bytes a tunnel adds for a backend of this family.
-#[inline]
-pub fn overhead(backend: &IpAddr, tunnel: Tunnel) -> usize {
-    let outer = if backend.is_ipv4() { ipv4::HEADER_LEN } else { ipv6::HEADER_LEN };
-    outer + if tunnel == Tunnel::Gre { 4 } else { 0 }
 }
 
 /// Move the L2 header (`l2` bytes at `from`) to the front of the frame. The common
@@ -64,78 +49,41 @@ pub fn set_l2(frame: &mut [u8], node: &NodeInfo) {
     eth.set_src_addr(node.mac);
 }
 
-/// Encapsulate the packet in place.
+/// Encapsulate the packet in place with the backend's prebuilt outer header
+/// (`common::tunnel`): the frame grows at the front by the tunnel overhead, the
+/// headers are copied from the template and the lengths, DSCP/ECN, inner protocol,
+/// checksum and flow label patched. VLAN tags are kept (moved forward).
 #[inline]
-pub fn encapsulate<B: PacketBuf>(
-    buf: &mut B,
-    p: &Parsed,
-    node: &NodeInfo,
-    backend: &IpAddr,
-    tunnel: Tunnel,
-) -> Result<(), EncapError> {
+pub fn encapsulate<B: PacketBuf>(buf: &mut B, p: &Parsed, mtu: u16, outer: &OuterHeader) -> Result<(), EncapError> {
     let inner_len = p.ip_len;
     let l2 = p.l2_len;
-    let overhead = overhead(backend, tunnel);
-    let mtu = usize::from(node.mtu);
+    let overhead = outer.overhead();
+    if outer.shape == Shape::NoSource {
+        return Err(EncapError::NoSource);
+    }
+    let mtu = usize::from(mtu);
     if inner_len + overhead > mtu {
         return Err(EncapError::TooBig { inner_mtu: (mtu.saturating_sub(overhead)) as u16 });
-    }
-    let gre_len = if tunnel == Tunnel::Gre { 4 } else { 0 };
-    let inner_ethertype = if p.is_v4() { ethernet::ETHERTYPE_IPV4 } else { ethernet::ETHERTYPE_IPV6 };
-    let (outer_ethertype, outer_len) = match backend {
-        IpAddr::V4(_) => (ethernet::ETHERTYPE_IPV4, ipv4::HEADER_LEN),
-        IpAddr::V6(_) => (ethernet::ETHERTYPE_IPV6, ipv6::HEADER_LEN),
-    };
-    let outer_proto = match (tunnel, p.is_v4()) {
-        (Tunnel::Gre, _) => proto::GRE,
-        (Tunnel::Ipip, true) => proto::IPIP,
-        (Tunnel::Ipip, false) => proto::IPV6,
-    };
-    // Validate the source before touching the buffer.
-    match backend {
-        IpAddr::V4(_) if node.ipv4.is_none() => return Err(EncapError::NoSource),
-        IpAddr::V6(_) if node.ipv6.is_none() => return Err(EncapError::NoSource),
-        _ => {}
     }
     buf.truncate(l2 + inner_len);
     if !buf.prepend(overhead) {
         return Err(EncapError::NoHeadroom);
     }
+    let label = if matches!(outer.shape, Shape::V6Gre | Shape::V6Ipip) { flow_label(&p.key) } else { 0 };
     let data = buf.data_mut();
-    move_l2_forward(data, overhead, l2);
-    data[p.ethertype_off..p.ethertype_off + 2].copy_from_slice(&outer_ethertype.to_be_bytes());
-    set_l2(data, node);
-    let payload_len = gre_len + inner_len;
-    match (backend, node.ipv4, node.ipv6) {
-        (IpAddr::V4(dst), Some(src), _) => {
-            Ipv4Repr {
-                src,
-                dst: *dst,
-                protocol: outer_proto,
-                ttl: 64,
-                dscp_ecn: p.tos,
-                ident: 0,
-                dont_frag: true,
-                payload_len,
-            }
-            .emit(&mut data[l2..l2 + outer_len]);
-        }
-        (IpAddr::V6(dst), _, Some(src)) => {
-            Ipv6Repr {
-                src,
-                dst: *dst,
-                next_header: outer_proto,
-                hop_limit: 64,
-                traffic_class: p.tos,
-                flow_label: flow_label(&p.key),
-                payload_len,
-            }
-            .emit(&mut data[l2..l2 + outer_len]);
-        }
-        _ => return Err(EncapError::NoSource),
-    }
-    if tunnel == Tunnel::Gre {
-        GreRepr { protocol: inner_ethertype }.emit(&mut data[l2 + outer_len..l2 + outer_len + 4]);
+    if l2 == ethernet::HEADER_LEN {
+        // Untagged: the template's Ethernet header replaces the old one whole.
+        outer.write(data, p.is_v4(), p.tos, inner_len, label);
+    } else {
+        // Tagged: keep the tags, set the addresses and the innermost ethertype, and
+        // write the outer IP (+ GRE) after them.
+        move_l2_forward(data, overhead, l2);
+        data[..12].copy_from_slice(&outer.bytes[..12]);
+        let ethertype = [outer.bytes[12], outer.bytes[13]];
+        data[p.ethertype_off..p.ethertype_off + 2].copy_from_slice(&ethertype);
+        let mut hdr = [0u8; tunnel::MAX_LEN];
+        let n = outer.write(&mut hdr, p.is_v4(), p.tos, inner_len, label);
+        data[l2..l2 + n - ethernet::HEADER_LEN].copy_from_slice(&hdr[ethernet::HEADER_LEN..n]);
     }
     Ok(())
 }

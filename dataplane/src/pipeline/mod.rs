@@ -18,8 +18,6 @@ pub mod parse;
 pub mod select;
 pub mod steer;
 
-use std::net::IpAddr;
-
 use common::config::Forwarding;
 use common::flow::{FlowKey, proto};
 use common::snapshot::{NO_BACKEND, Snapshot, VipEntry};
@@ -28,7 +26,7 @@ use crate::counters::{Counter, Counters, DropReason};
 use crate::flow_table::{FlowClass, FlowHash, FlowTable, FlowTimeouts, FlowValue};
 use crate::port::{BURST, PacketBuf};
 use classify::Class;
-use encap::{EncapError, Tunnel};
+use encap::EncapError;
 use nat::End;
 use parse::{Frag, ParseOutcome, Parsed};
 
@@ -255,10 +253,10 @@ impl Pipeline {
             return Err(DropReason::NoBackend);
         }
         self.counters.vip_backend(vip_id, slot, len);
-        let backend = &vip.backends[usize::from(slot)];
         match vip.forwarding {
-            Forwarding::Gre | Forwarding::Ipip => self.encap(snap, b, p, vip, &backend.address),
+            Forwarding::Gre | Forwarding::Ipip => self.encap(snap, b, p, vip, slot),
             Forwarding::Dnat => {
+                let backend = &vip.backends[usize::from(slot)];
                 let port = nat::backend_port(vip, backend);
                 nat::rewrite_buf(b, p, &snap.node, End::Destination, &backend.address, port)?;
                 // The reply's key, so that the backend's answers find their VIP.
@@ -309,7 +307,7 @@ impl Pipeline {
         }
     }
 
-    /// Encapsulate towards `backend`, answering with ICMP when too big.
+    /// Encapsulate towards backend `slot`, answering with ICMP when too big.
     #[inline]
     fn encap<B: PacketBuf>(
         &mut self,
@@ -317,10 +315,10 @@ impl Pipeline {
         b: &mut B,
         p: &Parsed,
         vip: &VipEntry,
-        backend: &IpAddr,
+        slot: u16,
     ) -> Result<Verdict, DropReason> {
-        let tunnel = if vip.forwarding == Forwarding::Gre { Tunnel::Gre } else { Tunnel::Ipip };
-        match encap::encapsulate(b, p, &snap.node, backend, tunnel) {
+        let Some(outer) = vip.tunnels.get(usize::from(slot)) else { return Err(DropReason::NoTunnelSource) };
+        match encap::encapsulate(b, p, snap.node.mtu, outer) {
             Ok(()) => {
                 self.counters.inc(Counter::Encapsulated);
                 Ok(Verdict::Tx)
@@ -397,7 +395,7 @@ impl Pipeline {
                 let backend = &vip.backends[usize::from(slot)];
                 self.counters.inc(Counter::IcmpErrorsForwarded);
                 match vip.forwarding {
-                    Forwarding::Gre | Forwarding::Ipip => self.encap(snap, b, p, vip, &backend.address),
+                    Forwarding::Gre | Forwarding::Ipip => self.encap(snap, b, p, vip, slot),
                     Forwarding::Dnat => {
                         let port = nat::backend_port(vip, backend);
                         icmp::dnat_error(b.data_mut(), p, &snap.node, quote, &backend.address, port)?;
@@ -427,7 +425,7 @@ impl Pipeline {
         self.counters.vip_backend(vip_id, slot, b.len());
         let backend = &vip.backends[usize::from(slot)];
         match vip.forwarding {
-            Forwarding::Gre | Forwarding::Ipip => self.encap(snap, b, p, vip, &backend.address),
+            Forwarding::Gre | Forwarding::Ipip => self.encap(snap, b, p, vip, slot),
             Forwarding::Dnat => {
                 // Only the first fragment carries the port.
                 let port = if p.frag == Frag::First { nat::backend_port(vip, backend) } else { None };
