@@ -9,6 +9,7 @@
 //!
 //! Scenarios: `established FLOWS PACKETS` (GRE, flows created first, then a
 //! pseudo-random walk over them), `new PACKETS` (every packet a new flow). The
+//! `harness FLOWS PACKETS` does only the buffer resets and the walk. The
 //! setup's packets are counted separately and printed, so that per-packet figures
 //! can be computed from the totals.
 
@@ -62,17 +63,20 @@ fn set_flow(frame: &mut [u8], id: u32) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: pipeline_count established FLOWS PACKETS | new PACKETS";
+    let usage = "usage: pipeline_count established|harness FLOWS PACKETS | new PACKETS";
     let scenario = args.get(1).expect(usage).as_str();
     let cfg = config(10);
     let snap = Snapshot::build(&cfg, None);
     let tpl = template();
     let mut bufs: Vec<HeapBuf> = (0..BURST).map(|_| HeapBuf::from_frame(&tpl)).collect();
     let mut verdicts = [Verdict::Drop; BURST];
-    let mut pipe = Pipeline::new(0, 1, cfg.dataplane.flow_table_capacity, &snap);
+    // CAPACITY=N overrides the flow table's capacity (default 4M, as in the benches).
+    let capacity = std::env::var("CAPACITY").ok().and_then(|c| c.parse().ok());
+    let mut pipe = Pipeline::new(0, 1, capacity.unwrap_or(cfg.dataplane.flow_table_capacity), &snap);
     let (flows, packets) = match scenario {
         "established" => (args[2].parse::<u32>().expect(usage), args[3].parse::<u64>().expect(usage)),
         "new" => (0, args[2].parse::<u64>().expect(usage)),
+        "harness" => (args[2].parse::<u32>().expect(usage), args[3].parse::<u64>().expect(usage)),
         _ => panic!("{usage}"),
     };
     let setup = Instant::now();
@@ -101,7 +105,10 @@ fn main() {
             };
             set_flow(buf.data_mut(), f);
         }
-        pipe.process(&snap, 2_000_000, &mut bufs, &mut verdicts);
+        if scenario != "harness" {
+            pipe.process(&snap, 2_000_000, &mut bufs, &mut verdicts);
+        }
+        black_box(&mut bufs);
         black_box(&verdicts);
     }
     let el = t.elapsed();

@@ -7,6 +7,7 @@ use common::flow::{FlowKey, proto};
 use common::snapshot::{BackendState, Snapshot};
 
 use super::parse::{Frag, Parsed};
+use crate::counters::DropReason;
 
 /// What the packet is, for the rest of the pipeline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,6 +24,9 @@ pub enum Class {
     DnatReplyFragment(u16),
     /// Everything else: the host's.
     Host,
+    /// Malformed (set by the burst loop from parse, never by [`classify`]): dropped
+    /// for this reason.
+    Malformed(DropReason),
 }
 
 /// Classify a parsed packet against the snapshot.

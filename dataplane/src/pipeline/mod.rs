@@ -28,7 +28,7 @@ use crate::port::{BURST, PacketBuf};
 use classify::Class;
 use encap::EncapError;
 use nat::End;
-use parse::{Frag, ParseOutcome, Parsed};
+use parse::{Frag, Parsed};
 
 /// What to do with a packet after the pipeline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,6 +61,9 @@ pub struct Pipeline {
     flows: FlowTable,
     pub counters: Counters,
     snap_version: u64,
+    /// The burst loop's per-packet parse results, kept between bursts (capacity
+    /// [`BURST`], never reallocated) so that no burst re-initialises them.
+    parsed: Vec<Parsed>,
 }
 
 /// Flow class for a new flow's first packet: UDP flows have their own timeout; a
@@ -92,6 +95,7 @@ impl Pipeline {
             flows: FlowTable::new(capacity, flow_timeouts(snap)),
             counters: Counters::default(),
             snap_version: 0,
+            parsed: Vec::with_capacity(BURST),
         };
         p.on_snapshot(snap);
         p
@@ -162,7 +166,10 @@ impl Pipeline {
         pkts: &mut [B],
         verdicts: &mut [Verdict],
     ) {
-        let mut parsed = [ParseOutcome::Host; BURST];
+        // Per packet: what parse found (meaningful for the classes that act on an
+        // IP packet), the class, and the flow hash for the flow-table paths.
+        let mut parsed = std::mem::take(&mut self.parsed);
+        parsed.clear();
         let mut classes = [Class::Host; BURST];
         let mut hashes = [FlowHash::default(); BURST];
         // Pass 1: parse, classify, and prefetch the flow-table buckets.
@@ -170,13 +177,20 @@ impl Pipeline {
         for (i, b) in pkts.iter().enumerate() {
             let data = b.data();
             rx_bytes += data.len() as u64;
-            parsed[i] = parse::parse(data);
-            if let ParseOutcome::Ip(p) = &parsed[i] {
-                classes[i] = classify::classify(p, snap);
-                if matches!(classes[i], Class::Vip(_) | Class::DnatReply) {
-                    hashes[i] = self.flows.hash(&p.key);
-                    self.flows.prefetch_hashed(&p.key, hashes[i]);
+            parsed.push(Parsed::EMPTY);
+            match parse::parse_into(data, &mut parsed[i]) {
+                Ok(true) => {
+                    let p = &parsed[i];
+                    let class = classify::classify(p, snap);
+                    if matches!(class, Class::Vip(_) | Class::DnatReply) {
+                        let h = self.flows.hash(&p.key);
+                        self.flows.prefetch_hashed(&p.key, h);
+                        hashes[i] = h;
+                    }
+                    classes[i] = class;
                 }
+                Ok(false) => {}
+                Err(r) => classes[i] = Class::Malformed(r),
             }
         }
         self.counters.add(Counter::RxPackets, pkts.len() as u64);
@@ -185,11 +199,7 @@ impl Pipeline {
         let (mut tx, mut tx_bytes, mut host, mut host_bytes) = (0u64, 0u64, 0u64, 0u64);
         for (i, b) in pkts.iter_mut().enumerate() {
             let len = b.len();
-            let v = match &parsed[i] {
-                ParseOutcome::Drop(r) => Err(*r),
-                ParseOutcome::Host => Ok(Verdict::Host),
-                ParseOutcome::Ip(p) => self.act(snap, now_ms(i), b, p, classes[i], hashes[i]),
-            };
+            let v = self.act(snap, now_ms(i), b, &parsed[i], classes[i], hashes[i]);
             verdicts[i] = match v {
                 Ok(Verdict::Tx) => {
                     tx += 1;
@@ -212,6 +222,7 @@ impl Pipeline {
         self.counters.add(Counter::TxBytes, tx_bytes);
         self.counters.add(Counter::HostPackets, host);
         self.counters.add(Counter::HostBytes, host_bytes);
+        self.parsed = parsed;
     }
 
     #[inline]
@@ -231,6 +242,7 @@ impl Pipeline {
             Class::VipFragment(vip) => self.fragment_to_vip(snap, b, p, vip),
             Class::DnatReplyFragment(vip) => self.dnat_reply_fragment(snap, b, p, vip),
             Class::Host => Ok(Verdict::Host),
+            Class::Malformed(r) => Err(r),
         }
     }
 
