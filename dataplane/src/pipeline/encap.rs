@@ -53,7 +53,7 @@ pub fn set_l2(frame: &mut [u8], node: &NodeInfo) {
 /// (`common::tunnel`): the frame grows at the front by the tunnel overhead, the
 /// headers are copied from the template and the lengths, DSCP/ECN, inner protocol,
 /// checksum and flow label patched. VLAN tags are kept (moved forward).
-#[inline]
+#[inline(always)]
 pub fn encapsulate<B: PacketBuf>(buf: &mut B, p: &Parsed, mtu: u16, outer: &OuterHeader) -> Result<(), EncapError> {
     let inner_len = p.ip_len;
     let l2 = p.l2_len;

@@ -320,7 +320,7 @@ impl Pipeline {
     }
 
     /// Encapsulate towards backend `slot`, answering with ICMP when too big.
-    #[inline]
+    #[inline(always)]
     fn encap<B: PacketBuf>(
         &mut self,
         snap: &Snapshot,
@@ -335,7 +335,22 @@ impl Pipeline {
                 self.counters.inc(Counter::Encapsulated);
                 Ok(Verdict::Tx)
             }
-            Err(EncapError::TooBig { inner_mtu }) => {
+            Err(e) => self.encap_failed(snap, b, p, e),
+        }
+    }
+
+    /// The rare outcomes of [`Pipeline::encap`], out of the hot loop's way.
+    #[cold]
+    #[inline(never)]
+    fn encap_failed<B: PacketBuf>(
+        &mut self,
+        snap: &Snapshot,
+        b: &mut B,
+        p: &Parsed,
+        e: EncapError,
+    ) -> Result<Verdict, DropReason> {
+        match e {
+            EncapError::TooBig { inner_mtu } => {
                 // IPv4 with DF: "fragmentation needed"; IPv6: "packet too big";
                 // IPv4 without DF, or ICMP itself: no answer is due.
                 if (p.is_v4() && !p.df) || p.proto == proto::ICMP || p.proto == proto::ICMPV6 {
@@ -345,8 +360,8 @@ impl Pipeline {
                 self.counters.inc(Counter::IcmpTooBigSent);
                 Ok(Verdict::Tx)
             }
-            Err(EncapError::NoHeadroom) => Err(DropReason::NoHeadroom),
-            Err(EncapError::NoSource) => Err(DropReason::NoTunnelSource),
+            EncapError::NoHeadroom => Err(DropReason::NoHeadroom),
+            EncapError::NoSource => Err(DropReason::NoTunnelSource),
         }
     }
 
