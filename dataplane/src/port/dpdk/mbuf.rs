@@ -1,9 +1,11 @@
 //! [`Mbuf`]: one owned, single-segment `rte_mbuf`, worked on in place.
 //!
 //! The frame is `buf_addr + data_off .. + data_len`. Reads (`data`, `headroom`,
-//! `tailroom`) come straight from the mbuf header's fields, inlined; the changes
-//! (`prepend`, `adj`, `append`, `truncate`) go through the shim's wrappers of DPDK's
-//! own `rte_pktmbuf_*` functions, which keep `data_len` and `pkt_len` in step.
+//! `tailroom`) come straight from the mbuf header's fields, inlined; so do the
+//! changes (`prepend`, `adj`, `append`, `truncate`): what DPDK's `rte_pktmbuf_*`
+//! inline functions do for a single-segment mbuf, written here so that they inline
+//! into the burst loop instead of costing a call into the C shim per packet
+//! (`data_len` and `pkt_len` kept in step).
 //!
 //! Invariants that make the safe API sound, established where an `Mbuf` is made
 //! ([`DpdkQueue::rx_burst`](super::DpdkQueue), [`DpdkQueue::alloc`](super::DpdkQueue::alloc)):
@@ -143,35 +145,68 @@ impl PacketBuf for Mbuf {
     #[inline]
     fn prepend(&mut self, n: usize) -> bool {
         let Ok(n) = u16::try_from(n) else { return false };
-        // SAFETY: valid mbuf we own exclusively; rte_pktmbuf_prepend checks `n` against the headroom and
-        // changes nothing (returns NULL) when it does not fit.
-        !unsafe { sys::l4lb_pktmbuf_prepend(self.0.as_ptr(), n) }.is_null()
+        // SAFETY: valid mbuf we own exclusively, one segment (type invariant). What `rte_pktmbuf_prepend`
+        // does, inlined: the checked `n <= data_off` keeps `data_off` in the buffer, and `data_len + n`
+        // cannot exceed `buf_len` (a u16) because the grown frame still ends where it did.
+        unsafe {
+            let m = self.0.as_ptr();
+            if n > (*m).data_off {
+                return false;
+            }
+            (*m).data_off -= n;
+            (*m).data_len += n;
+            (*m).pkt_len += u32::from(n);
+        }
+        true
     }
 
     #[inline]
     fn adj(&mut self, n: usize) -> bool {
         let Ok(n) = u16::try_from(n) else { return false };
-        // SAFETY: valid mbuf we own exclusively; rte_pktmbuf_adj checks `n` against data_len.
-        !unsafe { sys::l4lb_pktmbuf_adj(self.0.as_ptr(), n) }.is_null()
+        // SAFETY: valid mbuf we own exclusively, one segment (type invariant); `rte_pktmbuf_adj` inlined:
+        // `n <= data_len` is checked, so the frame start stays inside the old frame.
+        unsafe {
+            let m = self.0.as_ptr();
+            if n > (*m).data_len {
+                return false;
+            }
+            (*m).data_off += n;
+            (*m).data_len -= n;
+            (*m).pkt_len -= u32::from(n);
+        }
+        true
     }
 
     #[inline]
     fn append(&mut self, n: usize) -> bool {
-        let Ok(n) = u16::try_from(n) else { return false };
-        // SAFETY: valid single-segment mbuf we own exclusively; rte_pktmbuf_append checks `n` against the
-        // tailroom.
-        !unsafe { sys::l4lb_pktmbuf_append(self.0.as_ptr(), n) }.is_null()
+        if n > self.tailroom() {
+            return false;
+        }
+        // `n` <= tailroom <= buf_len <= u16::MAX.
+        let n = n as u16;
+        // SAFETY: valid mbuf we own exclusively, one segment (type invariant); `rte_pktmbuf_append`
+        // inlined: `n` is within the tailroom, so the frame stays inside the buffer.
+        unsafe {
+            let m = self.0.as_ptr();
+            (*m).data_len += n;
+            (*m).pkt_len += u32::from(n);
+        }
+        true
     }
 
     #[inline]
     fn truncate(&mut self, len: usize) {
         let cur = self.data_len();
         if len < cur {
-            // `cur - len` <= data_len <= u16::MAX.
-            let cut = u16::try_from(cur - len).unwrap_or(u16::MAX);
-            // SAFETY: valid single-segment mbuf we own exclusively; `cut` <= data_len of its only segment, so
-            // rte_pktmbuf_trim succeeds.
-            unsafe { sys::l4lb_pktmbuf_trim(self.0.as_ptr(), cut) };
+            // `len < cur <= u16::MAX`.
+            let len = len as u16;
+            // SAFETY: valid mbuf we own exclusively, one segment (type invariant); `rte_pktmbuf_trim`
+            // inlined: the frame only shrinks, and `pkt_len == data_len` for one segment.
+            unsafe {
+                let m = self.0.as_ptr();
+                (*m).data_len = len;
+                (*m).pkt_len = u32::from(len);
+            }
         }
     }
 }
