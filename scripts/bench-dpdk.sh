@@ -23,6 +23,7 @@
 #   RUNS=1           repeat the runs this many times (alternating)
 #   FWD=1            also run dpdk_fwd (the Port-trait loop without the pipeline)
 #   WORKERS2=1       also run testpmd and l4lb with two queues / two forwarding threads
+#   PERF=            write a `perf record` profile of each l4lb run's process to this file
 set -euo pipefail
 
 DURATION=${DURATION:-10}
@@ -236,6 +237,9 @@ EOF
         lb_pid=$(pgrep -P "$pid" l4lb) && break
         sleep 0.1
     done
+    if [ -n "${PERF:-}" ]; then
+        perf record -F 2000 -g -o "$PERF" -p "${lb_pid:-$pid}" -- sleep "$DURATION" >/dev/null 2>&1 &
+    fi
     share=$(cpu_share "${lb_pid:-$pid}" 'l4lb-worker-[0-9]+')
     wait "$pid" || { cat "$log" >&2; die "l4lb run failed"; }
     # rx_mpps of each 1-second counter line; drop the warm-up samples and the last one.
