@@ -177,8 +177,7 @@ impl Pipeline {
         for (i, b) in pkts.iter().enumerate() {
             let data = b.data();
             rx_bytes += data.len() as u64;
-            parsed.push(Parsed::EMPTY);
-            match parse::parse_into(data, &mut parsed[i]) {
+            match parse::parse_push(data, &mut parsed) {
                 Ok(true) => {
                     let p = &parsed[i];
                     let class = classify::classify(p, snap);
