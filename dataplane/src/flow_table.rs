@@ -21,11 +21,13 @@
 //! before an established or UDP one, and the longest idle among equals.
 
 mod bucket;
+mod storage;
 mod sub_table;
 #[cfg(test)]
 mod tests;
 
 use common::flow::FlowKey;
+use zerocopy::{Immutable, IntoBytes, KnownLayout, TryFromBytes};
 
 use bucket::{Bucket, Bucket4, Bucket6};
 use sub_table::SubTable;
@@ -39,7 +41,7 @@ const DEFAULT_SEED: u64 = 0x9e37_79b9_7f4a_7c15;
 
 /// What kind of flow an entry is, which sets its idle timeout and its eviction rank.
 #[repr(u8)]
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, TryFromBytes, IntoBytes, KnownLayout, Immutable)]
 pub enum FlowClass {
     /// A TCP flow that has only shown a SYN, or has shown a FIN or RST: short
     /// timeout, evicted first.
@@ -54,6 +56,18 @@ pub enum FlowClass {
 }
 
 impl FlowClass {
+    /// The class stored as byte `b` (`b as u8` of a class; other bytes, which the
+    /// table never writes, read as `Closing`).
+    #[inline(always)]
+    fn from_raw(b: u8) -> FlowClass {
+        match b {
+            0 => FlowClass::Transitory,
+            1 => FlowClass::Established,
+            2 => FlowClass::Udp,
+            _ => FlowClass::Closing,
+        }
+    }
+
     /// The class a TCP segment with these flags (`common::wire::tcp::flags` bits)
     /// gives a new flow: FIN or RST is closing, SYN without ACK transitory, anything
     /// else (a flow picked up mid-stream) established.
@@ -89,9 +103,10 @@ impl FlowClass {
     }
 }
 
-/// What the table remembers about a flow (4 bytes).
+/// What the table remembers about a flow (4 bytes, no padding: the table stores
+/// its bytes, see `bucket.rs`).
 #[repr(C)]
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, TryFromBytes, IntoBytes, KnownLayout, Immutable)]
 pub struct FlowValue {
     /// Backend slot, or VIP id for a reverse (DNAT reply) entry.
     pub target: u16,
@@ -334,6 +349,20 @@ impl FlowTable {
     /// Bytes of the IPv6 buckets.
     pub fn memory_bytes_v6(&self) -> usize {
         self.v6.memory_bytes()
+    }
+
+    /// Transparent huge pages were asked for (`madvise(MADV_HUGEPAGE)`) and the
+    /// kernel took the advice, for at least one family's buckets. Only sub-tables of
+    /// 2 MiB or more ask; see [`FlowTable::huge_page_bytes`] for what the kernel
+    /// actually gave.
+    pub fn huge_pages(&self) -> bool {
+        self.v4.huge_pages() || self.v6.huge_pages()
+    }
+
+    /// Bytes of the buckets on transparent huge pages now, from `/proc/self/smaps`
+    /// (Linux). A diagnostic that reads a file: not for the packet path.
+    pub fn huge_page_bytes(&self) -> std::io::Result<u64> {
+        storage::anon_huge_bytes(&[self.v4.huge_range(), self.v6.huge_range()])
     }
 
     /// Counters of both families together.

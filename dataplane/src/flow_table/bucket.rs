@@ -11,22 +11,29 @@
 //!
 //! Each bucket also carries a per-way "last seen" time (u32 milliseconds) and the
 //! caller's [`FlowValue`]; an occupancy bitmap says which ways hold an entry.
+//!
+//! Buckets are plain old data (any bytes are a bucket, all zeros an empty one), so
+//! that they can live in a huge-page mapping seen through a checked cast (see
+//! `storage.rs`). The values are kept as their 4 raw bytes; [`Bucket::value_mut`]
+//! hands out a `&mut FlowValue` through zerocopy's validity-checked cast (the class
+//! byte is a `FlowClass` and the reverse byte a `bool`, which only ever written
+//! values can be, so the check always passes).
 
 use std::mem::size_of;
 
 use common::flow::{FlowKeyV4, FlowKeyV6};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, TryFromBytes};
 
 use super::{FlowClass, FlowValue};
 
-/// A value for empty ways (never read while the way is unoccupied).
-const EMPTY_VALUE: FlowValue = FlowValue { target: 0, class: FlowClass::Transitory, reverse: false };
+/// A [`FlowValue`] as stored.
+pub(super) type RawValue = [u8; 4];
 
-/// What the generic sub-table needs from a bucket layout.
-pub(super) trait Bucket: Clone {
+/// What the generic sub-table needs from a bucket layout. All zeros is an empty
+/// bucket.
+pub(super) trait Bucket: FromBytes + IntoBytes + KnownLayout + Immutable {
     /// Entries per bucket.
     const WAYS: usize;
-    /// A bucket with no entry.
-    const EMPTY: Self;
     /// The key as stored (packed words).
     type Key: Copy + Eq;
     /// The public key this packs.
@@ -45,8 +52,29 @@ pub(super) trait Bucket: Clone {
     fn set_occupied(&mut self, bits: u8);
     fn seen(&self, way: usize) -> u32;
     fn set_seen(&mut self, way: usize, now_ms: u32);
-    fn value(&self, way: usize) -> &FlowValue;
-    fn value_mut(&mut self, way: usize) -> &mut FlowValue;
+    fn raw_value(&self, way: usize) -> &RawValue;
+    fn raw_value_mut(&mut self, way: usize) -> &mut RawValue;
+
+    /// The class of the entry in `way` (what expiry and eviction look at).
+    #[inline(always)]
+    fn class(&self, way: usize) -> FlowClass {
+        FlowClass::from_raw(self.raw_value(way)[CLASS_BYTE])
+    }
+    /// The value in `way` (an unoccupied way reads as some value; not a miss).
+    #[inline(always)]
+    fn value(&self, way: usize) -> FlowValue {
+        FlowValue::try_read_from_bytes(self.raw_value(way)).unwrap_or(EMPTY_VALUE)
+    }
+    /// The value in `way`, to change in place; `None` only for bytes that no
+    /// `FlowValue` wrote (never: the table writes only whole values).
+    #[inline(always)]
+    fn value_mut(&mut self, way: usize) -> Option<&mut FlowValue> {
+        FlowValue::try_mut_from_bytes(self.raw_value_mut(way)).ok()
+    }
+    #[inline(always)]
+    fn set_value(&mut self, way: usize, value: FlowValue) {
+        *self.raw_value_mut(way) = zerocopy::transmute!(value);
+    }
     /// Start loading every cache line of the bucket.
     fn prefetch(&self);
 }
@@ -101,7 +129,7 @@ fn port_mask<const N: usize>(ports: &[u32; N], want: u32) -> u8 {
 
 /// 6 IPv4 entries in one 128-byte aligned pair of cache lines.
 #[repr(C, align(128))]
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, FromBytes, IntoBytes, KnownLayout, Immutable)]
 pub(super) struct Bucket4 {
     /// Bit `i` set: way `i` holds an entry.
     occ: u8,
@@ -111,12 +139,12 @@ pub(super) struct Bucket4 {
     src: [u32; 6],
     dst: [u32; 6],
     seen: [u32; 6],
-    values: [FlowValue; 6],
+    values: [RawValue; 6],
 }
 
 /// 4 IPv6 entries in three adjacent 64-byte cache lines.
 #[repr(C, align(64))]
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, FromBytes, IntoBytes, KnownLayout, Immutable)]
 pub(super) struct Bucket6 {
     // Line 0: occupancy, protocol, ports, times and values.
     occ: u8,
@@ -124,7 +152,7 @@ pub(super) struct Bucket6 {
     _pad: [u8; 3],
     ports: [u32; 4],
     seen: [u32; 4],
-    values: [FlowValue; 4],
+    values: [RawValue; 4],
     _pad2: [u8; 8],
     // Line 1: source addresses.
     src: [u128; 4],
@@ -132,8 +160,13 @@ pub(super) struct Bucket6 {
     dst: [u128; 4],
 }
 
+/// A value for unoccupied ways: what zeroed bytes read as.
+const EMPTY_VALUE: FlowValue = FlowValue { target: 0, class: FlowClass::Transitory, reverse: false };
+/// Offset of `FlowValue::class` in its raw bytes.
+const CLASS_BYTE: usize = std::mem::offset_of!(FlowValue, class);
+
 const _: () = {
-    assert!(size_of::<FlowValue>() == 4);
+    assert!(size_of::<FlowValue>() == size_of::<RawValue>());
     assert!(size_of::<Bucket4>() == 128);
     assert!(std::mem::align_of::<Bucket4>() == 128);
     assert!(std::mem::offset_of!(Bucket4, seen) == 80); // prefetched as line 1
@@ -162,11 +195,11 @@ macro_rules! common_accessors {
             self.seen[way] = now_ms;
         }
         #[inline(always)]
-        fn value(&self, way: usize) -> &FlowValue {
+        fn raw_value(&self, way: usize) -> &RawValue {
             &self.values[way]
         }
         #[inline(always)]
-        fn value_mut(&mut self, way: usize) -> &mut FlowValue {
+        fn raw_value_mut(&mut self, way: usize) -> &mut RawValue {
             &mut self.values[way]
         }
     };
@@ -174,16 +207,6 @@ macro_rules! common_accessors {
 
 impl Bucket for Bucket4 {
     const WAYS: usize = 6;
-    const EMPTY: Self = Bucket4 {
-        occ: 0,
-        proto: [0; 6],
-        _pad: 0,
-        ports: [0; 6],
-        src: [0; 6],
-        dst: [0; 6],
-        seen: [0; 6],
-        values: [EMPTY_VALUE; 6],
-    };
     type Key = Key4;
     type FlowKey = FlowKeyV4;
 
@@ -254,17 +277,6 @@ impl Bucket for Bucket4 {
 
 impl Bucket for Bucket6 {
     const WAYS: usize = 4;
-    const EMPTY: Self = Bucket6 {
-        occ: 0,
-        proto: [0; 4],
-        _pad: [0; 3],
-        ports: [0; 4],
-        seen: [0; 4],
-        values: [EMPTY_VALUE; 4],
-        _pad2: [0; 8],
-        src: [0; 4],
-        dst: [0; 4],
-    };
     type Key = Key6;
     type FlowKey = FlowKeyV6;
 

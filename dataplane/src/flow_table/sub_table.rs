@@ -2,6 +2,7 @@
 //! over the bucket layout. All the policy (expiry, eviction, counting) is here.
 
 use super::bucket::Bucket;
+use super::storage::BucketMem;
 use super::{FlowClass, FlowTableStats, FlowTimeouts, FlowValue};
 
 /// Idle time of an entry last seen at `seen` (u32 milliseconds that may wrap).
@@ -24,7 +25,9 @@ fn rank(class: FlowClass) -> u8 {
 }
 
 pub(super) struct SubTable<B: Bucket> {
-    buckets: Box<[B]>,
+    buckets: BucketMem<B>,
+    /// Number of buckets (`buckets.buckets().len()`).
+    n: usize,
     capacity: usize,
     stats: FlowTableStats,
     /// Next bucket for [`SubTable::expire_some`].
@@ -37,10 +40,10 @@ impl<B: Bucket> SubTable<B> {
     pub(super) fn new(capacity: usize, budget_x256: usize) -> Self {
         let bucket_bytes = std::mem::size_of::<B>();
         let n = capacity.saturating_mul(budget_x256).div_ceil(256 * bucket_bytes).max(1);
-        // The only allocation: every bucket written once now, so no page is
-        // first touched on the packet path.
-        let buckets = vec![B::EMPTY; n].into_boxed_slice();
-        SubTable { buckets, capacity, stats: FlowTableStats::default(), sweep_cursor: 0 }
+        // The only allocation: zeroed (empty) buckets, on huge pages if big enough,
+        // every page written now so that none is first touched on the packet path.
+        let buckets = BucketMem::new(n);
+        SubTable { buckets, n, capacity, stats: FlowTableStats::default(), sweep_cursor: 0 }
     }
 
     pub(super) fn capacity(&self) -> usize {
@@ -48,15 +51,24 @@ impl<B: Bucket> SubTable<B> {
     }
 
     pub(super) fn buckets(&self) -> usize {
-        self.buckets.len()
+        self.n
     }
 
     pub(super) fn slots(&self) -> usize {
-        self.buckets.len() * B::WAYS
+        self.n * B::WAYS
     }
 
+    /// Bytes held for the buckets (rounded up to whole 4 KiB pages).
     pub(super) fn memory_bytes(&self) -> usize {
-        std::mem::size_of_val(&*self.buckets)
+        self.buckets.memory_bytes()
+    }
+
+    pub(super) fn huge_pages(&self) -> bool {
+        self.buckets.huge_pages()
+    }
+
+    pub(super) fn huge_range(&self) -> std::ops::Range<usize> {
+        self.buckets.huge_range()
     }
 
     pub(super) fn stats(&self) -> FlowTableStats {
@@ -70,13 +82,13 @@ impl<B: Bucket> SubTable<B> {
     /// fastrange (Lemire): `hash * n / 2^64`, an index in `0..n` for any `n`.
     #[inline(always)]
     fn index(&self, hash: u64) -> usize {
-        ((u128::from(hash) * self.buckets.len() as u128) >> 64) as usize
+        ((u128::from(hash) * self.n as u128) >> 64) as usize
     }
 
     #[inline(always)]
     pub(super) fn prefetch(&self, hash: u64) {
         let i = self.index(hash);
-        self.buckets[i].prefetch();
+        self.buckets.buckets()[i].prefetch();
     }
 
     #[inline]
@@ -88,25 +100,25 @@ impl<B: Bucket> SubTable<B> {
         timeouts: &FlowTimeouts,
     ) -> Option<&mut FlowValue> {
         let i = self.index(hash);
-        let bucket = &mut self.buckets[i];
+        let bucket = &mut self.buckets.buckets_mut()[i];
         let way = bucket.find(key)?;
-        if idle_ms(now_ms, bucket.seen(way)) > timeouts.timeout(bucket.value(way).class) {
+        if idle_ms(now_ms, bucket.seen(way)) > timeouts.timeout(bucket.class(way)) {
             bucket.set_occupied(bucket.occupied() & !(1 << way));
             self.stats.expired += 1;
             self.stats.active -= 1;
             return None;
         }
         bucket.set_seen(way, now_ms);
-        Some(bucket.value_mut(way))
+        bucket.value_mut(way)
     }
 
     #[inline]
     pub(super) fn insert(&mut self, key: &B::Key, hash: u64, value: FlowValue, now_ms: u32, timeouts: &FlowTimeouts) {
         let i = self.index(hash);
-        let bucket = &mut self.buckets[i];
+        let bucket = &mut self.buckets.buckets_mut()[i];
         if let Some(way) = bucket.find(key) {
-            let expired = idle_ms(now_ms, bucket.seen(way)) > timeouts.timeout(bucket.value(way).class);
-            *bucket.value_mut(way) = value;
+            let expired = idle_ms(now_ms, bucket.seen(way)) > timeouts.timeout(bucket.class(way));
+            bucket.set_value(way, value);
             bucket.set_seen(way, now_ms);
             if expired {
                 // The old flow ended; this is a new one that reuses its slot.
@@ -125,7 +137,7 @@ impl<B: Bucket> SubTable<B> {
                 free.get_or_insert(way);
                 continue;
             }
-            let class = bucket.value(way).class;
+            let class = bucket.class(way);
             let idle = idle_ms(now_ms, bucket.seen(way));
             if idle > timeouts.timeout(class) {
                 occ &= !(1 << way);
@@ -154,14 +166,14 @@ impl<B: Bucket> SubTable<B> {
         bucket.set_occupied(occ | (1 << way));
         bucket.set_key(way, key);
         bucket.set_seen(way, now_ms);
-        *bucket.value_mut(way) = value;
+        bucket.set_value(way, value);
         self.stats.created += 1;
     }
 
     #[inline]
     pub(super) fn remove(&mut self, key: &B::Key, hash: u64) -> bool {
         let i = self.index(hash);
-        let bucket = &mut self.buckets[i];
+        let bucket = &mut self.buckets.buckets_mut()[i];
         match bucket.find(key) {
             Some(way) => {
                 bucket.set_occupied(bucket.occupied() & !(1 << way));
@@ -177,7 +189,7 @@ impl<B: Bucket> SubTable<B> {
         let mut occ = bucket.occupied();
         let mut n = 0;
         for way in 0..B::WAYS {
-            if occ & (1 << way) != 0 && idle_ms(now_ms, bucket.seen(way)) > timeouts.timeout(bucket.value(way).class) {
+            if occ & (1 << way) != 0 && idle_ms(now_ms, bucket.seen(way)) > timeouts.timeout(bucket.class(way)) {
                 occ &= !(1 << way);
                 n += 1;
             }
@@ -187,17 +199,18 @@ impl<B: Bucket> SubTable<B> {
     }
 
     pub(super) fn expire_all(&mut self, now_ms: u32, timeouts: &FlowTimeouts) -> u64 {
-        let n: u64 = self.buckets.iter_mut().map(|b| Self::sweep_bucket(b, now_ms, timeouts)).sum();
+        let n: u64 = self.buckets.buckets_mut().iter_mut().map(|b| Self::sweep_bucket(b, now_ms, timeouts)).sum();
         self.stats.expired += n;
         self.stats.active -= n;
         n
     }
 
     pub(super) fn expire_some(&mut self, now_ms: u32, timeouts: &FlowTimeouts, buckets: usize) -> u64 {
-        let len = self.buckets.len();
+        let len = self.n;
+        let all = self.buckets.buckets_mut();
         let mut n = 0;
         for _ in 0..buckets.min(len) {
-            n += Self::sweep_bucket(&mut self.buckets[self.sweep_cursor], now_ms, timeouts);
+            n += Self::sweep_bucket(&mut all[self.sweep_cursor], now_ms, timeouts);
             self.sweep_cursor += 1;
             if self.sweep_cursor == len {
                 self.sweep_cursor = 0;
@@ -213,17 +226,17 @@ impl<B: Bucket> SubTable<B> {
         now_ms: u32,
         timeouts: &'a FlowTimeouts,
     ) -> impl Iterator<Item = (B::FlowKey, FlowValue)> + 'a {
-        self.buckets.iter().flat_map(move |b| {
+        self.buckets.buckets().iter().flat_map(move |b| {
             (0..B::WAYS).filter_map(move |way| {
-                let live = b.occupied() & (1 << way) != 0
-                    && idle_ms(now_ms, b.seen(way)) <= timeouts.timeout(b.value(way).class);
-                live.then(|| (B::unpack(&b.key(way)), *b.value(way)))
+                let live =
+                    b.occupied() & (1 << way) != 0 && idle_ms(now_ms, b.seen(way)) <= timeouts.timeout(b.class(way));
+                live.then(|| (B::unpack(&b.key(way)), b.value(way)))
             })
         })
     }
 
     pub(super) fn clear(&mut self) {
-        for b in self.buckets.iter_mut() {
+        for b in self.buckets.buckets_mut() {
             b.set_occupied(0);
         }
         self.stats.active = 0;
