@@ -127,40 +127,38 @@ impl<B: Bucket> SubTable<B> {
             }
             return;
         }
-        // One pass: reclaim expired ways, find a free one, and rank the rest.
-        let mut occ = bucket.occupied();
-        let mut free = None;
-        let mut victim = 0;
-        let mut victim_rank = (u8::MAX, 0u32);
-        for way in 0..B::WAYS {
-            if occ & (1 << way) == 0 {
-                free.get_or_insert(way);
-                continue;
+        let occ = bucket.occupied();
+        let all = ((1u16 << B::WAYS) - 1) as u8;
+        let (way, occ) = if occ != all {
+            // A free way: the lowest. Expired entries elsewhere in the bucket stay
+            // until it fills up, a lookup meets them, or a sweep passes.
+            self.stats.active += 1;
+            ((!occ & all).trailing_zeros() as usize, occ)
+        } else {
+            // Full. One branch-free pass: which ways expired, and the victim if none
+            // did (transitory before established/UDP, the longest idle among equals).
+            let mut expired = 0u8;
+            let mut victim = 0;
+            let mut best = u64::MAX;
+            for way in 0..B::WAYS {
+                let class = bucket.class(way);
+                let idle = idle_ms(now_ms, bucket.seen(way));
+                expired |= u8::from(idle > timeouts.timeout(class)) << way;
+                let score = (u64::from(rank(class)) << 32) | u64::from(u32::MAX - idle);
+                if score < best {
+                    best = score;
+                    victim = way;
+                }
             }
-            let class = bucket.class(way);
-            let idle = idle_ms(now_ms, bucket.seen(way));
-            if idle > timeouts.timeout(class) {
-                occ &= !(1 << way);
-                self.stats.expired += 1;
-                self.stats.active -= 1;
-                free.get_or_insert(way);
-                continue;
-            }
-            // Transitory before established/UDP; the longest idle among equals.
-            let r = (rank(class), u32::MAX - idle);
-            if r < victim_rank {
-                victim_rank = r;
-                victim = way;
-            }
-        }
-        let way = match free {
-            Some(way) => {
-                self.stats.active += 1;
-                way
-            }
-            None => {
+            if expired != 0 {
+                let n = u64::from(expired.count_ones());
+                self.stats.expired += n;
+                // The reclaimed ways leave, the new entry comes in.
+                self.stats.active = self.stats.active + 1 - n;
+                (expired.trailing_zeros() as usize, occ & !expired)
+            } else {
                 self.stats.evicted += 1;
-                victim
+                (victim, occ)
             }
         };
         bucket.set_occupied(occ | (1 << way));

@@ -517,12 +517,15 @@ impl BucketModel {
             self.entries[i] = (*k, v, now);
             return;
         }
-        let before = self.entries.len();
-        let timeouts = self.timeouts;
-        self.entries.retain(|e| sub_table::idle_ms(now, e.2) <= timeouts.timeout(e.1.class));
-        let reclaimed = (before - self.entries.len()) as u64;
-        self.stats.expired += reclaimed;
-        self.stats.active -= reclaimed;
+        // A full bucket first reclaims its expired entries (a bucket with a free
+        // way leaves them to lookups, sweeps, or the day it fills up).
+        if self.entries.len() == self.ways {
+            let timeouts = self.timeouts;
+            self.entries.retain(|e| sub_table::idle_ms(now, e.2) <= timeouts.timeout(e.1.class));
+            let reclaimed = (self.ways - self.entries.len()) as u64;
+            self.stats.expired += reclaimed;
+            self.stats.active -= reclaimed;
+        }
         if self.entries.len() == self.ways {
             let rank = |c: FlowClass| u8::from(c != FlowClass::Transitory);
             let victim = (0..self.ways)
