@@ -120,11 +120,37 @@ fn pack_ports(src_port: u16, dst_port: u16) -> u32 {
 /// Bit `i` set where `ports[i] == want`.
 #[inline(always)]
 fn port_mask<const N: usize>(ports: &[u32; N], want: u32) -> u8 {
+    #[cfg(target_arch = "x86_64")]
+    if N <= 8 {
+        return port_mask_sse2(ports, want);
+    }
+    port_mask_scalar(ports, want)
+}
+
+#[inline(always)]
+fn port_mask_scalar<const N: usize>(ports: &[u32; N], want: u32) -> u8 {
     let mut m = 0u8;
     for (i, p) in ports.iter().enumerate() {
         m |= u8::from(*p == want) << i;
     }
     m
+}
+
+/// [`port_mask_scalar`] with two SSE2 compares (4 ways each) and their sign
+/// masks: the compiler does not vectorise the scalar loop for 6 ways. SSE2 is part
+/// of x86-64; `safe_arch` wraps the intrinsics in safe functions.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn port_mask_sse2<const N: usize>(ports: &[u32; N], want: u32) -> u8 {
+    use safe_arch::{cast_to_m128_from_m128i, cmp_eq_mask_i32_m128i, m128i, move_mask_m128, set_splat_i32_m128i};
+    // Lanes past N hold a value that cannot match.
+    let lane = |i: usize| ports.get(i).map_or(!want, |p| *p) as i32;
+    let w = set_splat_i32_m128i(want as i32);
+    let lo = m128i::from([lane(0), lane(1), lane(2), lane(3)]);
+    let hi = m128i::from([lane(4), lane(5), lane(6), lane(7)]);
+    let lo = move_mask_m128(cast_to_m128_from_m128i(cmp_eq_mask_i32_m128i(lo, w)));
+    let hi = move_mask_m128(cast_to_m128_from_m128i(cmp_eq_mask_i32_m128i(hi, w)));
+    (lo | (hi << 4)) as u8
 }
 
 /// 6 IPv4 entries in one 128-byte aligned pair of cache lines.
@@ -351,4 +377,19 @@ impl Bucket for Bucket6 {
 #[inline(always)]
 fn prefetch_line<T>(x: &T) {
     mem_prefetch::prefetch_read_data::<T, 3>(x);
+}
+
+#[cfg(test)]
+mod port_mask_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn simd_port_mask_equals_scalar(ports in prop::array::uniform6(0u32..4), want in 0u32..4, big: u32) {
+            prop_assert_eq!(port_mask(&ports, want), port_mask_scalar(&ports, want));
+            let p4 = [ports[0], ports[1], big, ports[3]];
+            prop_assert_eq!(port_mask(&p4, big), port_mask_scalar(&p4, big));
+        }
+    }
 }
