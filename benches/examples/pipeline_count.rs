@@ -63,8 +63,25 @@ fn set_flow(frame: &mut [u8], id: u32) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: pipeline_count established|harness FLOWS PACKETS | new PACKETS";
+    let usage = "usage: pipeline_count established|harness FLOWS PACKETS | new PACKETS | parse FRAMES";
     let scenario = args.get(1).expect(usage).as_str();
+    if scenario == "parse" {
+        // Parse only: the template frame, PACKETS times.
+        let n: u64 = args[2].parse().expect(usage);
+        let tpl = template();
+        let t = Instant::now();
+        let mut acc = 0u64;
+        for _ in 0..n {
+            if let dataplane::pipeline::parse::ParseOutcome::Ip(p) = dataplane::pipeline::parse::parse(black_box(&tpl))
+            {
+                acc = acc.wrapping_add(u64::from(p.key.src_port()));
+            }
+        }
+        black_box(acc);
+        let el = t.elapsed();
+        println!("parse: {n} frames in {el:.2?} = {:.2} ns/frame (wall)", el.as_nanos() as f64 / n as f64);
+        return;
+    }
     let cfg = config(10);
     let snap = Snapshot::build(&cfg, None);
     let tpl = template();
