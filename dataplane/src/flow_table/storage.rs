@@ -10,7 +10,7 @@
 //! - the buckets start on a 2 MiB boundary (the mapping has 2 MiB of slack to
 //!   align them; the slack is never touched, so it costs address space only);
 //! - every whole 2 MiB of buckets is advised; the tail (less than 2 MiB, e.g.
-//!   168 KiB of the 126 MB IPv4 table at capacity 4M) stays on 4 KiB pages, so the
+//!   167 KiB of the 126 MB IPv4 table at capacity 4M) stays on 4 KiB pages, so the
 //!   table holds exactly its buckets rounded up to 4 KiB and the per-flow budget holds;
 //! - every page is written once now, so the packet path never takes a page fault.
 //!
