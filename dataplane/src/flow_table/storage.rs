@@ -75,11 +75,26 @@ impl<B: FromBytes + IntoBytes + KnownLayout + Immutable> BucketMem<B> {
         mem
     }
 
-    /// The buckets. The cast checks only the alignment and length, which `new`
-    /// checked already, so it never falls back to the empty slice.
+    /// All the buckets (sweeps, iteration). The cast checks only the alignment and
+    /// length, which `new` checked already, so it never falls back to the empty slice.
     #[inline(always)]
     pub(super) fn buckets(&self) -> &[B] {
         <[B]>::ref_from_bytes(&self.map[self.offset..self.offset + self.len]).unwrap_or(&[])
+    }
+
+    /// Bucket `i`, for `i` below the bucket count (the packet path: one bucket's
+    /// bytes cast alone, a range and an alignment check; `None` never happens there).
+    #[inline(always)]
+    pub(super) fn bucket(&self, i: usize) -> Option<&B> {
+        let start = self.offset + i * size_of::<B>();
+        B::ref_from_bytes(self.map.get(start..start + size_of::<B>())?).ok()
+    }
+
+    /// [`BucketMem::bucket`], mutable.
+    #[inline(always)]
+    pub(super) fn bucket_mut(&mut self, i: usize) -> Option<&mut B> {
+        let start = self.offset + i * size_of::<B>();
+        B::mut_from_bytes(self.map.get_mut(start..start + size_of::<B>())?).ok()
     }
 
     #[inline(always)]
