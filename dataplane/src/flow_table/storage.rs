@@ -10,7 +10,7 @@
 //! - the buckets start on a 2 MiB boundary (the mapping has 2 MiB of slack to
 //!   align them; the slack is never touched, so it costs address space only);
 //! - every whole 2 MiB of buckets is advised; the tail (less than 2 MiB, e.g.
-//!   168 KiB of the 126 MB IPv4 table at capacity 4M) stays on 4 KiB pages, so the
+//!   167 KiB of the 126 MB IPv4 table at capacity 4M) stays on 4 KiB pages, so the
 //!   table holds exactly its buckets rounded up to 4 KiB and the per-flow budget holds;
 //! - every page is written once now, so the packet path never takes a page fault.
 //!
@@ -75,11 +75,26 @@ impl<B: FromBytes + IntoBytes + KnownLayout + Immutable> BucketMem<B> {
         mem
     }
 
-    /// The buckets. The cast checks only the alignment and length, which `new`
-    /// checked already, so it never falls back to the empty slice.
+    /// All the buckets (sweeps, iteration). The cast checks only the alignment and
+    /// length, which `new` checked already, so it never falls back to the empty slice.
     #[inline(always)]
     pub(super) fn buckets(&self) -> &[B] {
         <[B]>::ref_from_bytes(&self.map[self.offset..self.offset + self.len]).unwrap_or(&[])
+    }
+
+    /// Bucket `i`, for `i` below the bucket count (the packet path: one bucket's
+    /// bytes cast alone, a range and an alignment check; `None` never happens there).
+    #[inline(always)]
+    pub(super) fn bucket(&self, i: usize) -> Option<&B> {
+        let start = self.offset + i * size_of::<B>();
+        B::ref_from_bytes(self.map.get(start..start + size_of::<B>())?).ok()
+    }
+
+    /// [`BucketMem::bucket`], mutable.
+    #[inline(always)]
+    pub(super) fn bucket_mut(&mut self, i: usize) -> Option<&mut B> {
+        let start = self.offset + i * size_of::<B>();
+        B::mut_from_bytes(self.map.get_mut(start..start + size_of::<B>())?).ok()
     }
 
     #[inline(always)]

@@ -88,7 +88,9 @@ impl<B: Bucket> SubTable<B> {
     #[inline(always)]
     pub(super) fn prefetch(&self, hash: u64) {
         let i = self.index(hash);
-        self.buckets.buckets()[i].prefetch();
+        if let Some(b) = self.buckets.bucket(i) {
+            b.prefetch();
+        }
     }
 
     #[inline]
@@ -100,7 +102,7 @@ impl<B: Bucket> SubTable<B> {
         timeouts: &FlowTimeouts,
     ) -> Option<&mut FlowValue> {
         let i = self.index(hash);
-        let bucket = &mut self.buckets.buckets_mut()[i];
+        let bucket = self.buckets.bucket_mut(i)?;
         let way = bucket.find(key)?;
         if idle_ms(now_ms, bucket.seen(way)) > timeouts.timeout(bucket.class(way)) {
             bucket.set_occupied(bucket.occupied() & !(1 << way));
@@ -115,7 +117,7 @@ impl<B: Bucket> SubTable<B> {
     #[inline]
     pub(super) fn insert(&mut self, key: &B::Key, hash: u64, value: FlowValue, now_ms: u32, timeouts: &FlowTimeouts) {
         let i = self.index(hash);
-        let bucket = &mut self.buckets.buckets_mut()[i];
+        let Some(bucket) = self.buckets.bucket_mut(i) else { return };
         if let Some(way) = bucket.find(key) {
             let expired = idle_ms(now_ms, bucket.seen(way)) > timeouts.timeout(bucket.class(way));
             bucket.set_value(way, value);
@@ -171,7 +173,7 @@ impl<B: Bucket> SubTable<B> {
     #[inline]
     pub(super) fn remove(&mut self, key: &B::Key, hash: u64) -> bool {
         let i = self.index(hash);
-        let bucket = &mut self.buckets.buckets_mut()[i];
+        let Some(bucket) = self.buckets.bucket_mut(i) else { return false };
         match bucket.find(key) {
             Some(way) => {
                 bucket.set_occupied(bucket.occupied() & !(1 << way));
