@@ -172,34 +172,36 @@ impl Pipeline {
         parsed.clear();
         let mut classes = [Class::Host; BURST];
         let mut hashes = [FlowHash::default(); BURST];
-        // Pass 1: parse, classify, and prefetch the flow-table buckets.
+        // Pass 1: parse, classify, and prefetch the flow-table buckets. (Zipped
+        // iterators rather than indices: no bounds checks in the loops.)
         let mut rx_bytes = 0u64;
-        for (i, b) in pkts.iter().enumerate() {
+        for ((b, class_out), hash_out) in pkts.iter().zip(classes.iter_mut()).zip(hashes.iter_mut()) {
             let data = b.data();
             rx_bytes += data.len() as u64;
             match parse::parse_push(data, &mut parsed) {
                 Ok(true) => {
-                    let p = &parsed[i];
+                    let Some(p) = parsed.last() else { continue };
                     let class = classify::classify(p, snap);
                     if matches!(class, Class::Vip(_) | Class::DnatReply) {
                         let h = self.flows.hash(&p.key);
                         self.flows.prefetch_hashed(&p.key, h);
-                        hashes[i] = h;
+                        *hash_out = h;
                     }
-                    classes[i] = class;
+                    *class_out = class;
                 }
                 Ok(false) => {}
-                Err(r) => classes[i] = Class::Malformed(r),
+                Err(r) => *class_out = Class::Malformed(r),
             }
         }
         self.counters.add(Counter::RxPackets, pkts.len() as u64);
         self.counters.add(Counter::RxBytes, rx_bytes);
         // Pass 2: act. Totals are summed in registers and added once per burst.
         let (mut tx, mut tx_bytes, mut host, mut host_bytes) = (0u64, 0u64, 0u64, 0u64);
-        for (i, b) in pkts.iter_mut().enumerate() {
+        let per_packet = parsed.iter().zip(classes.iter()).zip(hashes.iter()).zip(verdicts.iter_mut());
+        for (i, (b, (((p, class), hash), verdict))) in pkts.iter_mut().zip(per_packet).enumerate() {
             let len = b.len();
-            let v = self.act(snap, now_ms(i), b, &parsed[i], classes[i], hashes[i]);
-            verdicts[i] = match v {
+            let v = self.act(snap, now_ms(i), b, p, *class, *hash);
+            *verdict = match v {
                 Ok(Verdict::Tx) => {
                     tx += 1;
                     tx_bytes += b.len() as u64;
