@@ -24,6 +24,7 @@
 #   FWD=1            also run dpdk_fwd (the Port-trait loop without the pipeline)
 #   WORKERS2=1       also run testpmd and l4lb with two queues / two forwarding threads
 #   PERF=            write a `perf record` profile of each l4lb run's process to this file
+#   FLOW_CAPACITY=65536  l4lb's flow_table_capacity
 set -euo pipefail
 
 DURATION=${DURATION:-10}
@@ -216,7 +217,7 @@ run_l4lb() { # workers
 $LB_CONFIG
 [dataplane]
 workers = $w
-flow_table_capacity = 65536
+flow_table_capacity = ${FLOW_CAPACITY:-65536}
 
 [io]
 driver = "dpdk"
