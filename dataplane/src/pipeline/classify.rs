@@ -30,7 +30,7 @@ pub enum Class {
 }
 
 /// Classify a parsed packet against the snapshot.
-#[inline]
+#[inline(always)]
 pub fn classify(p: &Parsed, snap: &Snapshot) -> Class {
     let icmp = p.proto == proto::ICMP || p.proto == proto::ICMPV6;
     match &p.key {

@@ -285,7 +285,7 @@ impl Pipeline {
 
     /// The backend slot of a flow: the flow table's, unless that backend went
     /// down or was removed; otherwise Maglev's choice, remembered.
-    #[inline]
+    #[inline(always)]
     fn backend_for(&mut self, vip: &VipEntry, p: &Parsed, hash: FlowHash, now_ms: u32) -> u16 {
         let key = &p.key;
         if let Some(v) = self.flows.lookup_hashed(key, hash, now_ms) {
