@@ -12,13 +12,15 @@
 
 use std::hint::black_box;
 
-use common::config::Config;
 use common::snapshot::Snapshot;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 #[path = "support/cpu.rs"]
 mod cpu;
 use cpu::ThreadCpu;
+#[path = "support/workload.rs"]
+mod workload;
+use workload::{Walk, config, set_flow, template};
 
 type C = Criterion<ThreadCpu>;
 use dataplane::pipeline::parse::{ParseOutcome, parse};
@@ -27,74 +29,6 @@ use dataplane::port::memory::{HeapBuf, MemoryPort};
 use dataplane::port::{BURST, PacketBuf};
 use dataplane::snapshot_cell::SnapshotCell;
 use dataplane::worker::{Worker, handoff_mesh};
-
-const CONFIG: &str = r#"
-[node]
-mac = "02:00:00:00:00:01"
-gateway_mac = "02:00:00:00:00:fe"
-ipv4 = "10.0.0.2"
-ipv6 = "fd00::2"
-[dataplane]
-flow_table_capacity = 4000000
-[[vip]]
-name = "web"
-address = "198.51.100.10"
-port = 80
-protocol = "tcp"
-forwarding = "gre"
-"#;
-
-fn config(fwd: &str, backends: usize) -> Config {
-    let mut s = CONFIG.replace("forwarding = \"gre\"", &format!("forwarding = \"{fwd}\""));
-    for i in 0..backends {
-        s.push_str(&format!("[[vip.backend]]\naddress = \"10.1.{}.{}\"\n", i / 250, 1 + i % 250));
-    }
-    Config::from_toml_str(&s).unwrap()
-}
-
-/// A 64-byte Ethernet/IPv4/TCP ACK from 172.16.0.1:1024 to the VIP.
-fn template() -> Vec<u8> {
-    let mut f = vec![0u8; 64];
-    f[0..6].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
-    f[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 0xaa]);
-    f[12..14].copy_from_slice(&[0x08, 0x00]);
-    let ip = &mut f[14..34];
-    ip[0] = 0x45;
-    ip[2..4].copy_from_slice(&46u16.to_be_bytes());
-    ip[6] = 0x40;
-    ip[8] = 64;
-    ip[9] = 6;
-    ip[12..16].copy_from_slice(&[172, 16, 0, 1]);
-    ip[16..20].copy_from_slice(&[198, 51, 100, 10]);
-    let tcp = &mut f[34..54];
-    tcp[0..2].copy_from_slice(&1024u16.to_be_bytes());
-    tcp[2..4].copy_from_slice(&80u16.to_be_bytes());
-    tcp[12] = 5 << 4;
-    tcp[13] = 0x10;
-    f
-}
-
-/// Make `frame` belong to flow `id` (client address and port).
-#[inline]
-fn set_flow(frame: &mut [u8], id: u32) {
-    let a = 0xac10_0000u32 | (id >> 6);
-    frame[26..30].copy_from_slice(&a.to_be_bytes());
-    frame[34..36].copy_from_slice(&(1024 + (id & 63) as u16).to_be_bytes());
-}
-
-/// A fixed pseudo-random permutation walk over `n` flows.
-struct Walk {
-    x: u64,
-    n: u32,
-}
-
-impl Walk {
-    #[inline]
-    fn next(&mut self) -> u32 {
-        self.x = self.x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        ((self.x >> 33) % u64::from(self.n)) as u32
-    }
-}
 
 fn established(c: &mut C) {
     let cfg = config("gre", 10);

@@ -16,50 +16,14 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use common::config::Config;
 use common::snapshot::Snapshot;
 use dataplane::pipeline::{Pipeline, Verdict};
 use dataplane::port::memory::HeapBuf;
 use dataplane::port::{BURST, PacketBuf};
 
-fn config(backends: usize) -> Config {
-    let mut s = String::from(
-        "[node]\nmac = \"02:00:00:00:00:01\"\ngateway_mac = \"02:00:00:00:00:fe\"\nipv4 = \"10.0.0.2\"\n\
-         [dataplane]\nflow_table_capacity = 4000000\n[[vip]]\nname = \"web\"\naddress = \"198.51.100.10\"\n\
-         port = 80\nprotocol = \"tcp\"\nforwarding = \"gre\"\n",
-    );
-    for i in 0..backends {
-        s.push_str(&format!("[[vip.backend]]\naddress = \"10.1.{}.{}\"\n", i / 250, 1 + i % 250));
-    }
-    Config::from_toml_str(&s).unwrap()
-}
-
-fn template() -> Vec<u8> {
-    let mut f = vec![0u8; 64];
-    f[0..6].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
-    f[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 0xaa]);
-    f[12..14].copy_from_slice(&[0x08, 0x00]);
-    let ip = &mut f[14..34];
-    ip[0] = 0x45;
-    ip[2..4].copy_from_slice(&46u16.to_be_bytes());
-    ip[6] = 0x40;
-    ip[8] = 64;
-    ip[9] = 6;
-    ip[12..16].copy_from_slice(&[172, 16, 0, 1]);
-    ip[16..20].copy_from_slice(&[198, 51, 100, 10]);
-    let tcp = &mut f[34..54];
-    tcp[0..2].copy_from_slice(&1024u16.to_be_bytes());
-    tcp[2..4].copy_from_slice(&80u16.to_be_bytes());
-    tcp[12] = 5 << 4;
-    tcp[13] = 0x10;
-    f
-}
-
-fn set_flow(frame: &mut [u8], id: u32) {
-    let a = 0xac10_0000u32 | (id >> 6);
-    frame[26..30].copy_from_slice(&a.to_be_bytes());
-    frame[34..36].copy_from_slice(&(1024 + (id & 63) as u16).to_be_bytes());
-}
+#[path = "../benches/support/workload.rs"]
+mod workload;
+use workload::{Walk, config, set_flow, template};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -82,7 +46,7 @@ fn main() {
         println!("parse: {n} frames in {el:.2?} = {:.2} ns/frame (wall)", el.as_nanos() as f64 / n as f64);
         return;
     }
-    let cfg = config(10);
+    let cfg = config("gre", 10);
     let snap = Snapshot::build(&cfg, None);
     let tpl = template();
     let mut bufs: Vec<HeapBuf> = (0..BURST).map(|_| HeapBuf::from_frame(&tpl)).collect();
@@ -106,7 +70,7 @@ fn main() {
         pipe.process(&snap, 1, &mut bufs[..n], &mut verdicts[..n]);
     }
     let setup = setup.elapsed();
-    let mut x = 7u64;
+    let mut walk = Walk { x: 7, n: flows.max(1) };
     let mut id = 0u32;
     let bursts = packets / BURST as u64;
     let t = Instant::now();
@@ -114,8 +78,7 @@ fn main() {
         for buf in bufs.iter_mut() {
             buf.set_frame(&tpl);
             let f = if flows > 0 {
-                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                ((x >> 33) % u64::from(flows)) as u32
+                walk.next()
             } else {
                 id = id.wrapping_add(1);
                 id
