@@ -131,13 +131,7 @@ impl OuterHeader {
         match self.shape {
             Shape::V4Gre | Shape::V4Ipip => {
                 let gre = self.shape == Shape::V4Gre;
-                let n = if gre { E + 24 } else { E + 20 };
-                if gre {
-                    out[..E + 24].copy_from_slice(&self.bytes[..E + 24]);
-                    out[E + 22..E + 24].copy_from_slice(&inner_ethertype.to_be_bytes());
-                } else {
-                    out[..E + 20].copy_from_slice(&self.bytes[..E + 20]);
-                }
+                let n = self.copy::<{ ipv4::HEADER_LEN }>(out, gre, inner_ethertype);
                 let protocol = if gre { proto::GRE } else { ipip_proto };
                 let total = (n - E + inner_len) as u16;
                 let w0 = 0x4500 | u16::from(tos);
@@ -150,13 +144,7 @@ impl OuterHeader {
             }
             Shape::V6Gre | Shape::V6Ipip => {
                 let gre = self.shape == Shape::V6Gre;
-                let n = if gre { E + 44 } else { E + 40 };
-                if gre {
-                    out[..E + 44].copy_from_slice(&self.bytes[..E + 44]);
-                    out[E + 42..E + 44].copy_from_slice(&inner_ethertype.to_be_bytes());
-                } else {
-                    out[..E + 40].copy_from_slice(&self.bytes[..E + 40]);
-                }
+                let n = self.copy::<{ ipv6::HEADER_LEN }>(out, gre, inner_ethertype);
                 let next = if gre { proto::GRE } else { ipip_proto };
                 let payload = (n - E - ipv6::HEADER_LEN + inner_len) as u16;
                 let w0 = (6u32 << 28) | (u32::from(tos) << 20) | (flow_label & 0x000f_ffff);
@@ -166,6 +154,24 @@ impl OuterHeader {
                 n
             }
             Shape::NoSource => 0,
+        }
+    }
+}
+
+impl OuterHeader {
+    /// Copy the template (Ethernet, an outer IP header of `IP` bytes, GRE when `gre`)
+    /// with a fixed-size move, set GRE's protocol to the inner ethertype, and return
+    /// the length written.
+    #[inline(always)]
+    fn copy<const IP: usize>(&self, out: &mut [u8], gre: bool, inner_ethertype: u16) -> usize {
+        const E: usize = ethernet::HEADER_LEN;
+        if gre {
+            out[..E + IP + 4].copy_from_slice(&self.bytes[..E + IP + 4]);
+            out[E + IP + 2..E + IP + 4].copy_from_slice(&inner_ethertype.to_be_bytes());
+            E + IP + 4
+        } else {
+            out[..E + IP].copy_from_slice(&self.bytes[..E + IP]);
+            E + IP
         }
     }
 }
