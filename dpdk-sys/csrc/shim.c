@@ -16,26 +16,6 @@ char *l4lb_pktmbuf_mtod(struct rte_mbuf *m)
 	return rte_pktmbuf_mtod(m, char *);
 }
 
-char *l4lb_pktmbuf_prepend(struct rte_mbuf *m, uint16_t len)
-{
-	return rte_pktmbuf_prepend(m, len);
-}
-
-char *l4lb_pktmbuf_adj(struct rte_mbuf *m, uint16_t len)
-{
-	return rte_pktmbuf_adj(m, len);
-}
-
-char *l4lb_pktmbuf_append(struct rte_mbuf *m, uint16_t len)
-{
-	return rte_pktmbuf_append(m, len);
-}
-
-int l4lb_pktmbuf_trim(struct rte_mbuf *m, uint16_t len)
-{
-	return rte_pktmbuf_trim(m, len);
-}
-
 void l4lb_pktmbuf_free(struct rte_mbuf *m)
 {
 	rte_pktmbuf_free(m);

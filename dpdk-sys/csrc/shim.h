@@ -21,10 +21,6 @@ uint16_t l4lb_tx_burst(uint16_t port_id, uint16_t queue_id, struct rte_mbuf **tx
 
 /* mbuf */
 char *l4lb_pktmbuf_mtod(struct rte_mbuf *m);
-char *l4lb_pktmbuf_prepend(struct rte_mbuf *m, uint16_t len);
-char *l4lb_pktmbuf_adj(struct rte_mbuf *m, uint16_t len);
-char *l4lb_pktmbuf_append(struct rte_mbuf *m, uint16_t len);
-int l4lb_pktmbuf_trim(struct rte_mbuf *m, uint16_t len);
 void l4lb_pktmbuf_free(struct rte_mbuf *m);
 struct rte_mbuf *l4lb_pktmbuf_alloc(struct rte_mempool *mp);
 int l4lb_pktmbuf_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **mbufs, unsigned int count);
