@@ -166,6 +166,9 @@ impl Pipeline {
         pkts: &mut [B],
         verdicts: &mut [Verdict],
     ) {
+        // `process`/`process_timed` cut bursts of at most BURST: the arrays below and
+        // the kept list's capacity (no allocation) depend on it.
+        debug_assert!(pkts.len() <= BURST && verdicts.len() >= pkts.len());
         // Per packet: what parse found (meaningful for the classes that act on an
         // IP packet), the class, and the flow hash for the flow-table paths.
         let mut parsed = std::mem::take(&mut self.parsed);
