@@ -4,17 +4,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use l4lb_tests::builder::*;
-use l4lb_tests::captures::{all_captures, read_pcap, testdata, write_pcap, write_pcap_at};
+use l4lb_tests::captures::{all_captures, read_pcap, testdata, tmpdir, write_pcap, write_pcap_at};
 
 fn l4lb() -> Command {
     Command::new(env!("CARGO_BIN_EXE_l4lb"))
-}
-
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("l4lb-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 const CONFIG: &str = r#"
@@ -134,7 +127,7 @@ fn every_shared_capture_replays_identically_with_1_and_4_workers() {
         eprintln!("skipping: ../shared/testdata not present");
         return;
     };
-    let dir = tmpdir("captures");
+    let dir = tmpdir("test", "captures");
     let cfg = write_config(&dir, CONFIG);
     let mut ethernet = 0;
     for cap in all_captures(&td) {
@@ -190,7 +183,7 @@ fn mixed_traffic() -> Vec<Vec<u8>> {
 
 #[test]
 fn dnat_and_tunnels_interleaved_identical_for_1_2_4_workers() {
-    let dir = tmpdir("mixed");
+    let dir = tmpdir("test", "mixed");
     let cfg = write_config(&dir, CONFIG);
     let input = dir.join("in.pcap");
     let frames = mixed_traffic();
@@ -243,7 +236,7 @@ fn inner_client(frame: &[u8]) -> String {
 
 #[test]
 fn a_backend_going_down_moves_only_its_flows_and_an_added_one_takes_only_new_flows() {
-    let dir = tmpdir("events");
+    let dir = tmpdir("test", "events");
     let cfg = write_config(&dir, CONFIG);
     let lb = mac("02:00:00:00:00:01");
     let peer = mac("02:00:00:00:00:fe");
@@ -315,7 +308,7 @@ fn a_backend_going_down_moves_only_its_flows_and_an_added_one_takes_only_new_flo
 
 #[test]
 fn bad_options_and_inputs_fail_with_one_line() {
-    let dir = tmpdir("bad");
+    let dir = tmpdir("test", "bad");
     let cfg = write_config(&dir, CONFIG);
     let out = dir.join("o.pcap");
     let missing = replay(&cfg, &dir.join("nope.pcap"), &out, 1, &[]);

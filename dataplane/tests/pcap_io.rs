@@ -171,30 +171,13 @@ const EXPECTED: &[(&str, Result<u64, u32>)] = &[
     ("tcpdump/wccp_redirect_gre.pcap", Ok(1)),
 ];
 
-/// The shared test data beside the project, or where `L4LB_TESTDATA` points
-/// (for checkouts that are not beside it, e.g. worktrees).
+/// The shared test data (`l4lb_tests::captures::testdata`), or a printed reason to skip.
 fn testdata() -> Option<PathBuf> {
-    let p = Path::new(TESTDATA);
-    if p.is_dir() {
-        return Some(p.to_path_buf());
+    let found = l4lb_tests::captures::testdata();
+    if found.is_none() {
+        println!("skipped: shared test data not found at {TESTDATA} (nor $L4LB_TESTDATA)");
     }
-    if let Some(p) = std::env::var_os("L4LB_TESTDATA").map(PathBuf::from).filter(|p| p.is_dir()) {
-        return Some(p);
-    }
-    println!("skipped: shared test data not found at {TESTDATA} (nor $L4LB_TESTDATA)");
-    None
-}
-
-fn captures(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
-    for e in rd.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            captures(&p, out);
-        } else if matches!(p.extension().and_then(|x| x.to_str()), Some("pcap" | "pcapng")) {
-            out.push(p);
-        }
-    }
+    found
 }
 
 /// Read a whole capture: (packets, frame bytes, first timestamp).
@@ -222,9 +205,7 @@ fn read(path: &Path) -> Result<(u64, u64, Option<u64>), PcapError> {
 #[test]
 fn every_shared_capture_reads_with_tshark_counts() {
     let Some(dir) = testdata() else { return };
-    let mut found = Vec::new();
-    captures(&dir, &mut found);
-    found.sort();
+    let found = l4lb_tests::captures::all_captures(&dir);
     assert!(found.len() >= EXPECTED.len(), "found {} captures, expected {}", found.len(), EXPECTED.len());
     let (mut ok, mut rejected) = (0, 0);
     for path in &found {

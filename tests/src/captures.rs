@@ -2,10 +2,50 @@
 
 use std::path::{Path, PathBuf};
 
-/// `../shared/testdata` next to the repository, if present.
+/// The shared test data: `$L4LB_TESTDATA`, else `../shared/testdata` next to the
+/// repository, if present.
 pub fn testdata() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata");
+    let p = match std::env::var_os("L4LB_TESTDATA") {
+        Some(p) => PathBuf::from(p),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata"),
+    };
     p.is_dir().then_some(p)
+}
+
+/// A fresh, empty scratch directory for one test: `$TMPDIR/l4lb-{prefix}-{pid}-{name}`.
+pub fn tmpdir(prefix: &str, name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("l4lb-{prefix}-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Standard base64 (other projects' test vectors carry frames so).
+///
+/// # Panics
+/// On a character outside the standard alphabet.
+pub fn base64(s: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in s.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            b'=' => break,
+            _ => panic!("bad base64 character {c:#x}"),
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    out
 }
 
 /// Every capture file under `dir`, sorted.
@@ -80,4 +120,16 @@ pub fn read_pcap(path: &Path) -> Vec<(u64, Vec<u8>)> {
         off += caplen;
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn base64_decodes_the_rfc_4648_vectors() {
+        for (enc, dec) in
+            [("", ""), ("Zg==", "f"), ("Zm8=", "fo"), ("Zm9v", "foo"), ("Zm9vYg==", "foob"), ("Zm9vYmFy", "foobar")]
+        {
+            assert_eq!(super::base64(enc), dec.as_bytes(), "{enc}");
+        }
+    }
 }

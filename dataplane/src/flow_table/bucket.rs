@@ -202,8 +202,39 @@ const _: () = {
     assert!(std::mem::offset_of!(Bucket6, dst) == 128);
 };
 
+/// What both layouts implement alike (the same field names): key packing, the
+/// key, occupancy, time and value of a way.
 macro_rules! common_accessors {
-    () => {
+    ($key:ident, $flow_key:ident, $addr:ty) => {
+        #[inline(always)]
+        fn pack(k: &$flow_key) -> $key {
+            $key {
+                src: <$addr>::from_ne_bytes(k.src),
+                dst: <$addr>::from_ne_bytes(k.dst),
+                ports: pack_ports(k.src_port, k.dst_port),
+                proto: k.proto,
+            }
+        }
+        fn unpack(k: &$key) -> $flow_key {
+            $flow_key {
+                src: k.src.to_ne_bytes(),
+                dst: k.dst.to_ne_bytes(),
+                src_port: (k.ports >> 16) as u16,
+                dst_port: k.ports as u16,
+                proto: k.proto,
+            }
+        }
+        #[inline(always)]
+        fn key(&self, i: usize) -> $key {
+            $key { src: self.src[i], dst: self.dst[i], ports: self.ports[i], proto: self.proto[i] }
+        }
+        #[inline(always)]
+        fn set_key(&mut self, i: usize, k: &$key) {
+            self.src[i] = k.src;
+            self.dst[i] = k.dst;
+            self.ports[i] = k.ports;
+            self.proto[i] = k.proto;
+        }
         #[inline(always)]
         fn occupied(&self) -> u8 {
             self.occ
@@ -237,26 +268,6 @@ impl Bucket for Bucket4 {
     type FlowKey = FlowKeyV4;
 
     #[inline(always)]
-    fn pack(k: &FlowKeyV4) -> Key4 {
-        Key4 {
-            src: u32::from_ne_bytes(k.src),
-            dst: u32::from_ne_bytes(k.dst),
-            ports: pack_ports(k.src_port, k.dst_port),
-            proto: k.proto,
-        }
-    }
-
-    fn unpack(k: &Key4) -> FlowKeyV4 {
-        FlowKeyV4 {
-            src: k.src.to_ne_bytes(),
-            dst: k.dst.to_ne_bytes(),
-            src_port: (k.ports >> 16) as u16,
-            dst_port: k.ports as u16,
-            proto: k.proto,
-        }
-    }
-
-    #[inline(always)]
     fn hash(k: &Key4, seed: u64) -> u64 {
         let addrs = u64::from(k.src) | (u64::from(k.dst) << 32);
         let rest = u64::from(k.ports) | (u64::from(k.proto) << 32);
@@ -280,51 +291,18 @@ impl Bucket for Bucket4 {
     }
 
     #[inline(always)]
-    fn key(&self, i: usize) -> Key4 {
-        Key4 { src: self.src[i], dst: self.dst[i], ports: self.ports[i], proto: self.proto[i] }
-    }
-
-    #[inline(always)]
-    fn set_key(&mut self, i: usize, k: &Key4) {
-        self.src[i] = k.src;
-        self.dst[i] = k.dst;
-        self.ports[i] = k.ports;
-        self.proto[i] = k.proto;
-    }
-
-    #[inline(always)]
     fn prefetch(&self) {
         prefetch_line(&self.occ); // line 0
         prefetch_line(&self.seen); // line 1 (offset 80)
     }
 
-    common_accessors!();
+    common_accessors!(Key4, FlowKeyV4, u32);
 }
 
 impl Bucket for Bucket6 {
     const WAYS: usize = 4;
     type Key = Key6;
     type FlowKey = FlowKeyV6;
-
-    #[inline(always)]
-    fn pack(k: &FlowKeyV6) -> Key6 {
-        Key6 {
-            src: u128::from_ne_bytes(k.src),
-            dst: u128::from_ne_bytes(k.dst),
-            ports: pack_ports(k.src_port, k.dst_port),
-            proto: k.proto,
-        }
-    }
-
-    fn unpack(k: &Key6) -> FlowKeyV6 {
-        FlowKeyV6 {
-            src: k.src.to_ne_bytes(),
-            dst: k.dst.to_ne_bytes(),
-            src_port: (k.ports >> 16) as u16,
-            dst_port: k.ports as u16,
-            proto: k.proto,
-        }
-    }
 
     #[inline(always)]
     fn hash(k: &Key6, seed: u64) -> u64 {
@@ -350,26 +328,13 @@ impl Bucket for Bucket6 {
     }
 
     #[inline(always)]
-    fn key(&self, i: usize) -> Key6 {
-        Key6 { src: self.src[i], dst: self.dst[i], ports: self.ports[i], proto: self.proto[i] }
-    }
-
-    #[inline(always)]
-    fn set_key(&mut self, i: usize, k: &Key6) {
-        self.src[i] = k.src;
-        self.dst[i] = k.dst;
-        self.ports[i] = k.ports;
-        self.proto[i] = k.proto;
-    }
-
-    #[inline(always)]
     fn prefetch(&self) {
         prefetch_line(&self.occ); // line 0
         prefetch_line(&self.src); // line 1
         prefetch_line(&self.dst); // line 2
     }
 
-    common_accessors!();
+    common_accessors!(Key6, FlowKeyV6, u128);
 }
 
 /// Ask the CPU to start loading the cache line holding `x` into all cache levels

@@ -423,11 +423,11 @@ impl Pipeline {
                     return Err(DropReason::NoBackend);
                 }
                 self.counters.vip_backend(vip_id, slot, b.len());
-                let backend = &vip.backends[usize::from(slot)];
                 self.counters.inc(Counter::IcmpErrorsForwarded);
                 match vip.forwarding {
                     Forwarding::Gre | Forwarding::Ipip => self.encap(snap, b, p, vip, slot),
                     Forwarding::Dnat => {
+                        let backend = &vip.backends[usize::from(slot)];
                         let port = nat::backend_port(vip, backend);
                         icmp::dnat_error(b.data_mut(), p, &snap.node, quote, &backend.address, port)?;
                         Ok(Verdict::Tx)
@@ -454,10 +454,10 @@ impl Pipeline {
             return Err(DropReason::NoBackend);
         }
         self.counters.vip_backend(vip_id, slot, b.len());
-        let backend = &vip.backends[usize::from(slot)];
         match vip.forwarding {
             Forwarding::Gre | Forwarding::Ipip => self.encap(snap, b, p, vip, slot),
             Forwarding::Dnat => {
+                let backend = &vip.backends[usize::from(slot)];
                 // Only the first fragment carries the port.
                 let port = if p.frag == Frag::First { nat::backend_port(vip, backend) } else { None };
                 nat::rewrite_buf(b, p, &snap.node, End::Destination, &backend.address, port)?;
