@@ -2,17 +2,20 @@
 //!
 //! One table per worker, so no locks and no atomics. Memory is allocated once, in
 //! [`FlowTable::new`]; nothing on the packet path allocates. Each address family
-//! has its own sub-table of set-associative buckets laid out in whole cache lines
-//! (see `docs/FLOW_TABLE.md`):
+//! has its own sub-table of 4-way buckets, one 64-byte cache line each (see
+//! `docs/FLOW_TABLE.md`). An entry is 16 bytes: the key's 64-bit fingerprint, a
+//! last-seen time and the [`FlowValue`]; keys themselves are not stored, so both
+//! families cost the same and a lookup reads one line.
 //!
 //! | family | bucket | ways | bytes per entry | budget per flow at capacity |
 //! |--------|--------|------|-----------------|-----------------------------|
-//! | IPv4   | 128 B (one aligned line pair) | 6 | 21.3 | 31.5 B (1.48 slots per flow) |
-//! | IPv6   | 192 B (three adjacent lines)  | 4 | 48   | 63 B (1.31 slots per flow)   |
+//! | IPv4   | 64 B (one line) | 4 | 16 | 31.5 B (1.97 slots per flow) |
+//! | IPv6   | 64 B (one line) | 4 | 16 | 31.5 B (1.97 slots per flow) |
 //!
-//! A multiply-fold hash of the key picks the bucket with fastrange (`hash * n >>
-//! 64`), so the bucket count need not be a power of two and memory tracks the
-//! capacity. A lookup reads one bucket; [`FlowTable::prefetch`] starts loading it.
+//! A key is hashed twice, with independent seeds ([`FlowHash`]): one hash picks the
+//! bucket with fastrange (`hash * n >> 64`, so the bucket count need not be a power
+//! of two and memory tracks the capacity), the other is the fingerprint compared in
+//! the bucket. [`FlowTable::prefetch`] starts loading the bucket.
 //!
 //! Entries expire by class ([`FlowClass`]) after [`FlowTimeouts`] of idleness; time
 //! is u32 milliseconds that may wrap. An expired entry is a miss, reclaimed when
@@ -29,12 +32,11 @@ mod tests;
 use common::flow::FlowKey;
 use zerocopy::{Immutable, IntoBytes, KnownLayout, TryFromBytes};
 
-use bucket::{Bucket, Bucket4, Bucket6};
+use bucket::{Seeds, hash_v4, hash_v6};
 use sub_table::SubTable;
 
-/// Bytes per flow, times 256, that each family's sub-table is sized with.
-const V4_BUDGET_X256: usize = 63 * 128; // 31.5 bytes per IPv4 flow
-const V6_BUDGET_X256: usize = 63 * 256; // 63 bytes per IPv6 flow
+/// Bytes per flow, times 256, that each family's sub-table is sized with: 31.5.
+const BUDGET_X256: usize = 63 * 128;
 
 /// Default hash seed: fixed, so that replays are reproducible.
 const DEFAULT_SEED: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -136,10 +138,14 @@ impl FlowTimeouts {
     }
 }
 
-/// A key's hash in one table ([`FlowTable::hash`]): valid only for that key and
-/// that table (its seed).
+/// A key's hashes in one table ([`FlowTable::hash`]): valid only for that key and
+/// that table (its seed). `index` picks the bucket, `fp` (never 0 for a real key)
+/// is the fingerprint stored and compared in it.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
-pub struct FlowHash(u64);
+pub struct FlowHash {
+    index: u64,
+    fp: u64,
+}
 
 /// Counters of a table (or of one family's sub-table).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
@@ -168,16 +174,16 @@ impl std::ops::Add for FlowTableStats {
 
 /// A per-worker flow table: an IPv4 and an IPv6 sub-table of fixed size.
 pub struct FlowTable {
-    v4: SubTable<Bucket4>,
-    v6: SubTable<Bucket6>,
+    v4: SubTable,
+    v6: SubTable,
     timeouts: FlowTimeouts,
-    seed: u64,
+    seeds: Seeds,
 }
 
 impl FlowTable {
     /// A table sized for `capacity` IPv4 flows *and* `capacity` IPv6 flows (each
     /// family has its own sub-table, so any mix of families fits). Allocates and
-    /// writes all its memory now: about 31.5 bytes per IPv4 and 63 per IPv6 flow.
+    /// writes all its memory now: about 31.5 bytes per flow of each family.
     pub fn new(capacity: usize, timeouts: FlowTimeouts) -> FlowTable {
         FlowTable::with_capacities(capacity, capacity, timeouts)
     }
@@ -186,10 +192,10 @@ impl FlowTable {
     /// bucket).
     pub fn with_capacities(v4_capacity: usize, v6_capacity: usize, timeouts: FlowTimeouts) -> FlowTable {
         FlowTable {
-            v4: SubTable::new(v4_capacity, V4_BUDGET_X256),
-            v6: SubTable::new(v6_capacity, V6_BUDGET_X256),
+            v4: SubTable::new(v4_capacity, BUDGET_X256),
+            v6: SubTable::new(v6_capacity, BUDGET_X256),
             timeouts,
-            seed: DEFAULT_SEED,
+            seeds: Seeds::new(DEFAULT_SEED),
         }
     }
 
@@ -197,7 +203,7 @@ impl FlowTable {
     /// many flows at one bucket). Empties the table: entries placed with the old
     /// seed could no longer be found. Counters other than `active` are kept.
     pub fn with_seed(mut self, seed: u64) -> FlowTable {
-        self.seed = seed;
+        self.seeds = Seeds::new(seed);
         self.v4.clear();
         self.v6.clear();
         self
@@ -230,10 +236,10 @@ impl FlowTable {
     /// Delete the entry for `key`; `true` if there was one (live or not yet reclaimed).
     #[inline]
     pub fn remove(&mut self, key: &FlowKey) -> bool {
-        let h = self.hash(key).0;
+        let h = self.hash(key);
         match key {
-            FlowKey::V4(k) => self.v4.remove(&Bucket4::pack(k), h),
-            FlowKey::V6(k) => self.v6.remove(&Bucket6::pack(k), h),
+            FlowKey::V4(_) => self.v4.remove(h.index, h.fp),
+            FlowKey::V6(_) => self.v6.remove(h.index, h.fp),
         }
     }
 
@@ -248,18 +254,19 @@ impl FlowTable {
     /// then hashed once for its prefetch, lookup and (on a miss) insert.
     #[inline]
     pub fn hash(&self, key: &FlowKey) -> FlowHash {
-        FlowHash(match key {
-            FlowKey::V4(k) => Bucket4::hash(&Bucket4::pack(k), self.seed),
-            FlowKey::V6(k) => Bucket6::hash(&Bucket6::pack(k), self.seed),
-        })
+        let (index, fp) = match key {
+            FlowKey::V4(k) => hash_v4(k, self.seeds),
+            FlowKey::V6(k) => hash_v6(k, self.seeds),
+        };
+        FlowHash { index, fp }
     }
 
     /// [`FlowTable::prefetch`] with `hash == self.hash(key)`.
     #[inline]
     pub fn prefetch_hashed(&self, key: &FlowKey, hash: FlowHash) {
         match key {
-            FlowKey::V4(_) => self.v4.prefetch(hash.0),
-            FlowKey::V6(_) => self.v6.prefetch(hash.0),
+            FlowKey::V4(_) => self.v4.prefetch(hash.index),
+            FlowKey::V6(_) => self.v6.prefetch(hash.index),
         }
     }
 
@@ -269,8 +276,8 @@ impl FlowTable {
     pub fn lookup_hashed(&mut self, key: &FlowKey, hash: FlowHash, now_ms: u32) -> Option<&mut FlowValue> {
         debug_assert_eq!(hash, self.hash(key));
         match key {
-            FlowKey::V4(k) => self.v4.lookup(&Bucket4::pack(k), hash.0, now_ms, &self.timeouts),
-            FlowKey::V6(k) => self.v6.lookup(&Bucket6::pack(k), hash.0, now_ms, &self.timeouts),
+            FlowKey::V4(_) => self.v4.lookup(hash.index, hash.fp, now_ms, &self.timeouts),
+            FlowKey::V6(_) => self.v6.lookup(hash.index, hash.fp, now_ms, &self.timeouts),
         }
     }
 
@@ -280,8 +287,8 @@ impl FlowTable {
     pub fn insert_hashed(&mut self, key: &FlowKey, hash: FlowHash, value: FlowValue, now_ms: u32) {
         debug_assert_eq!(hash, self.hash(key));
         match key {
-            FlowKey::V4(k) => self.v4.insert(&Bucket4::pack(k), hash.0, value, now_ms, &self.timeouts),
-            FlowKey::V6(k) => self.v6.insert(&Bucket6::pack(k), hash.0, value, now_ms, &self.timeouts),
+            FlowKey::V4(_) => self.v4.insert(hash.index, hash.fp, value, now_ms, &self.timeouts),
+            FlowKey::V6(_) => self.v6.insert(hash.index, hash.fp, value, now_ms, &self.timeouts),
         }
     }
 
@@ -296,11 +303,20 @@ impl FlowTable {
         self.v4.expire_some(now_ms, &self.timeouts, buckets) + self.v6.expire_some(now_ms, &self.timeouts, buckets)
     }
 
-    /// The live (not expired at `now_ms`) entries, IPv4 first. Not for the packet path.
-    pub fn iter_live(&self, now_ms: u32) -> impl Iterator<Item = (FlowKey, FlowValue)> + '_ {
-        let v4 = self.v4.iter_live(now_ms, &self.timeouts).map(|(k, v)| (FlowKey::V4(k), v));
-        let v6 = self.v6.iter_live(now_ms, &self.timeouts).map(|(k, v)| (FlowKey::V6(k), v));
-        v4.chain(v6)
+    /// The live entry for `key` at `now_ms`, without refreshing or reclaiming it
+    /// (diagnostics and tests; the packet path uses [`FlowTable::lookup`]).
+    pub fn peek(&self, key: &FlowKey, now_ms: u32) -> Option<FlowValue> {
+        let h = self.hash(key);
+        match key {
+            FlowKey::V4(_) => self.v4.peek(h.index, h.fp, now_ms, &self.timeouts),
+            FlowKey::V6(_) => self.v6.peek(h.index, h.fp, now_ms, &self.timeouts),
+        }
+    }
+
+    /// The values of the live (not expired at `now_ms`) entries, IPv4 first. Keys
+    /// are not stored, so there are none to list. Not for the packet path.
+    pub fn live_values(&self, now_ms: u32) -> impl Iterator<Item = FlowValue> + '_ {
+        self.v4.live_values(now_ms, &self.timeouts).chain(self.v6.live_values(now_ms, &self.timeouts))
     }
 
     /// Entries held (both families), including expired ones not yet reclaimed.

@@ -1,7 +1,7 @@
-//! One address family's table: a fixed array of set-associative buckets, generic
-//! over the bucket layout. All the policy (expiry, eviction, counting) is here.
+//! One address family's table: a fixed array of 4-way buckets, addressed by a key's
+//! two hashes ([`super::FlowHash`]). All the policy (expiry, eviction, counting) is here.
 
-use super::bucket::Bucket;
+use super::bucket::{Bucket, WAYS};
 use super::storage::BucketMem;
 use super::{FlowClass, FlowTableStats, FlowTimeouts, FlowValue};
 
@@ -24,8 +24,8 @@ fn rank(class: FlowClass) -> u8 {
     }
 }
 
-pub(super) struct SubTable<B: Bucket> {
-    buckets: BucketMem<B>,
+pub(super) struct SubTable {
+    buckets: BucketMem<Bucket>,
     /// Number of buckets (`buckets.buckets().len()`).
     n: usize,
     capacity: usize,
@@ -34,11 +34,11 @@ pub(super) struct SubTable<B: Bucket> {
     sweep_cursor: usize,
 }
 
-impl<B: Bucket> SubTable<B> {
+impl SubTable {
     /// A table for `capacity` flows with `budget_per_flow / 256` bytes per flow:
-    /// `ceil(capacity * budget / 256 / size_of::<B>())` buckets, at least one.
+    /// `ceil(capacity * budget / 256 / size_of::<Bucket>())` buckets, at least one.
     pub(super) fn new(capacity: usize, budget_x256: usize) -> Self {
-        let bucket_bytes = std::mem::size_of::<B>();
+        let bucket_bytes = std::mem::size_of::<Bucket>();
         let n = capacity.saturating_mul(budget_x256).div_ceil(256 * bucket_bytes).max(1);
         // The only allocation: zeroed (empty) buckets, on huge pages if big enough,
         // every page written now so that none is first touched on the packet path.
@@ -55,7 +55,7 @@ impl<B: Bucket> SubTable<B> {
     }
 
     pub(super) fn slots(&self) -> usize {
-        self.n * B::WAYS
+        self.n * WAYS
     }
 
     /// Bytes held for the buckets (rounded up to whole 4 KiB pages).
@@ -96,16 +96,16 @@ impl<B: Bucket> SubTable<B> {
     #[inline]
     pub(super) fn lookup(
         &mut self,
-        key: &B::Key,
-        hash: u64,
+        index: u64,
+        fp: u64,
         now_ms: u32,
         timeouts: &FlowTimeouts,
     ) -> Option<&mut FlowValue> {
-        let i = self.index(hash);
+        let i = self.index(index);
         let bucket = self.buckets.bucket_mut(i)?;
-        let way = bucket.find(key)?;
+        let way = bucket.find(fp)?;
         if idle_ms(now_ms, bucket.seen(way)) > timeouts.timeout(bucket.class(way)) {
-            bucket.set_occupied(bucket.occupied() & !(1 << way));
+            bucket.clear(way);
             self.stats.expired += 1;
             self.stats.active -= 1;
             return None;
@@ -115,10 +115,10 @@ impl<B: Bucket> SubTable<B> {
     }
 
     #[inline]
-    pub(super) fn insert(&mut self, key: &B::Key, hash: u64, value: FlowValue, now_ms: u32, timeouts: &FlowTimeouts) {
-        let i = self.index(hash);
+    pub(super) fn insert(&mut self, index: u64, fp: u64, value: FlowValue, now_ms: u32, timeouts: &FlowTimeouts) {
+        let i = self.index(index);
         let Some(bucket) = self.buckets.bucket_mut(i) else { return };
-        if let Some(way) = bucket.find(key) {
+        if let Some(way) = bucket.find(fp) {
             let expired = idle_ms(now_ms, bucket.seen(way)) > timeouts.timeout(bucket.class(way));
             bucket.set_value(way, value);
             bucket.set_seen(way, now_ms);
@@ -130,19 +130,19 @@ impl<B: Bucket> SubTable<B> {
             return;
         }
         let occ = bucket.occupied();
-        let all = ((1u16 << B::WAYS) - 1) as u8;
-        let (way, occ) = if occ != all {
+        let all = ((1u16 << WAYS) - 1) as u8;
+        let way = if occ != all {
             // A free way: the lowest. Expired entries elsewhere in the bucket stay
             // until it fills up, a lookup meets them, or a sweep passes.
             self.stats.active += 1;
-            ((!occ & all).trailing_zeros() as usize, occ)
+            (!occ & all).trailing_zeros() as usize
         } else {
             // Full. One branch-free pass: which ways expired, and the victim if none
             // did (transitory before established/UDP, the longest idle among equals).
             let mut expired = 0u8;
             let mut victim = 0;
             let mut best = u64::MAX;
-            for way in 0..B::WAYS {
+            for way in 0..WAYS {
                 let class = bucket.class(way);
                 let idle = idle_ms(now_ms, bucket.seen(way));
                 expired |= u8::from(idle > timeouts.timeout(class)) << way;
@@ -157,26 +157,28 @@ impl<B: Bucket> SubTable<B> {
                 self.stats.expired += n;
                 // The reclaimed ways leave, the new entry comes in.
                 self.stats.active = self.stats.active + 1 - n;
-                (expired.trailing_zeros() as usize, occ & !expired)
+                for w in 0..WAYS {
+                    if expired & (1 << w) != 0 {
+                        bucket.clear(w);
+                    }
+                }
+                expired.trailing_zeros() as usize
             } else {
                 self.stats.evicted += 1;
-                (victim, occ)
+                victim
             }
         };
-        bucket.set_occupied(occ | (1 << way));
-        bucket.set_key(way, key);
-        bucket.set_seen(way, now_ms);
-        bucket.set_value(way, value);
+        bucket.set(way, fp, value, now_ms);
         self.stats.created += 1;
     }
 
     #[inline]
-    pub(super) fn remove(&mut self, key: &B::Key, hash: u64) -> bool {
-        let i = self.index(hash);
+    pub(super) fn remove(&mut self, index: u64, fp: u64) -> bool {
+        let i = self.index(index);
         let Some(bucket) = self.buckets.bucket_mut(i) else { return false };
-        match bucket.find(key) {
+        match bucket.find(fp) {
             Some(way) => {
-                bucket.set_occupied(bucket.occupied() & !(1 << way));
+                bucket.clear(way);
                 self.stats.active -= 1;
                 true
             }
@@ -185,16 +187,15 @@ impl<B: Bucket> SubTable<B> {
     }
 
     /// Reclaim the expired entries of one bucket; returns how many.
-    fn sweep_bucket(bucket: &mut B, now_ms: u32, timeouts: &FlowTimeouts) -> u64 {
-        let mut occ = bucket.occupied();
+    fn sweep_bucket(bucket: &mut Bucket, now_ms: u32, timeouts: &FlowTimeouts) -> u64 {
+        let occ = bucket.occupied();
         let mut n = 0;
-        for way in 0..B::WAYS {
+        for way in 0..WAYS {
             if occ & (1 << way) != 0 && idle_ms(now_ms, bucket.seen(way)) > timeouts.timeout(bucket.class(way)) {
-                occ &= !(1 << way);
+                bucket.clear(way);
                 n += 1;
             }
         }
-        bucket.set_occupied(occ);
         n
     }
 
@@ -221,30 +222,40 @@ impl<B: Bucket> SubTable<B> {
         n
     }
 
-    pub(super) fn iter_live<'a>(
+    /// The live entry with these hashes, without touching it (tests, diagnostics).
+    pub(super) fn peek(&self, index: u64, fp: u64, now_ms: u32, timeouts: &FlowTimeouts) -> Option<FlowValue> {
+        let bucket = self.buckets.bucket(self.index(index))?;
+        let way = bucket.find(fp)?;
+        (idle_ms(now_ms, bucket.seen(way)) <= timeouts.timeout(bucket.class(way))).then(|| bucket.value(way))
+    }
+
+    /// The live (not expired at `now_ms`) entries' values. Not for the packet path.
+    pub(super) fn live_values<'a>(
         &'a self,
         now_ms: u32,
         timeouts: &'a FlowTimeouts,
-    ) -> impl Iterator<Item = (B::FlowKey, FlowValue)> + 'a {
+    ) -> impl Iterator<Item = FlowValue> + 'a {
         self.buckets.buckets().iter().flat_map(move |b| {
-            (0..B::WAYS).filter_map(move |way| {
-                let live =
-                    b.occupied() & (1 << way) != 0 && idle_ms(now_ms, b.seen(way)) <= timeouts.timeout(b.class(way));
-                live.then(|| (B::unpack(&b.key(way)), b.value(way)))
+            let occ = b.occupied();
+            (0..WAYS).filter_map(move |way| {
+                let live = occ & (1 << way) != 0 && idle_ms(now_ms, b.seen(way)) <= timeouts.timeout(b.class(way));
+                live.then(|| b.value(way))
             })
         })
     }
 
     pub(super) fn clear(&mut self) {
         for b in self.buckets.buckets_mut() {
-            b.set_occupied(0);
+            for way in 0..WAYS {
+                b.clear(way);
+            }
         }
         self.stats.active = 0;
     }
 
-    /// The bucket index of a key (tests).
+    /// The bucket of a key's index hash (tests).
     #[cfg(test)]
-    pub(super) fn bucket_of(&self, key: &B::Key, seed: u64) -> usize {
-        self.index(B::hash(key, seed))
+    pub(super) fn bucket_of(&self, index: u64) -> usize {
+        self.index(index)
     }
 }
