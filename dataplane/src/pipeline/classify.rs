@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 
 use common::config::Forwarding;
-use common::flow::{FlowKey, proto};
+use common::flow::{FlowKey, FlowKeyV4, proto};
 use common::snapshot::{BackendState, Snapshot};
 
 use super::parse::{Frag, Parsed};
@@ -37,13 +37,7 @@ pub fn classify(p: &Parsed, snap: &Snapshot) -> Class {
         FlowKey::V4(k) => {
             if p.frag == Frag::No {
                 if p.has_ports {
-                    if let Some(v) = snap.lookup_vip_v4(k.dst, k.dst_port, k.proto) {
-                        return Class::Vip(v);
-                    }
-                    if snap.dnat_backend_v4(k.src, k.src_port, k.proto) {
-                        return Class::DnatReply;
-                    }
-                    return Class::Host;
+                    return classify_ports_v4(k, snap);
                 }
                 if p.proto == proto::ICMP && snap.is_vip_addr_v4(k.dst) {
                     return Class::IcmpToVip;
@@ -77,6 +71,19 @@ pub fn classify(p: &Parsed, snap: &Snapshot) -> Class {
             fragment_class(snap, IpAddr::from(k.dst), IpAddr::from(k.src), k.proto)
         }
     }
+}
+
+/// [`classify`] of an IPv4 TCP/UDP packet that is not a fragment (what the parse
+/// fast path yields): VIP, DNAT reply or host, from the 5-tuple alone.
+#[inline(always)]
+pub fn classify_ports_v4(k: &FlowKeyV4, snap: &Snapshot) -> Class {
+    if let Some(v) = snap.lookup_vip_v4(k.dst, k.dst_port, k.proto) {
+        return Class::Vip(v);
+    }
+    if snap.dnat_backend_v4(k.src, k.src_port, k.proto) {
+        return Class::DnatReply;
+    }
+    Class::Host
 }
 
 /// Fragments are rare: a linear scan of the VIPs, off the fast path.

@@ -181,7 +181,22 @@ impl Pipeline {
         for ((b, class_out), hash_out) in pkts.iter().zip(classes.iter_mut()).zip(hashes.iter_mut()) {
             let data = b.data();
             rx_bytes += data.len() as u64;
-            match parse::parse_push(data, &mut parsed) {
+            // The common case (untagged IPv4 TCP/UDP, not a fragment) classified and
+            // hashed from the parse result while it is still in registers, then kept.
+            if let Some(p) = parse::fast_v4(data)
+                && let FlowKey::V4(k) = &p.key
+            {
+                let class = classify::classify_ports_v4(k, snap);
+                if matches!(class, Class::Vip(_) | Class::DnatReply) {
+                    let h = self.flows.hash(&p.key);
+                    self.flows.prefetch_hashed(&p.key, h);
+                    *hash_out = h;
+                }
+                *class_out = class;
+                parsed.push(p);
+                continue;
+            }
+            match parse::parse_general_push(data, &mut parsed) {
                 Ok(true) => {
                     let Some(p) = parsed.last() else { continue };
                     let class = classify::classify(p, snap);
