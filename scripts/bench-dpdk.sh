@@ -25,6 +25,7 @@
 #   WORKERS2=1       also run testpmd and l4lb with two queues / two forwarding threads
 #   PERF=            write a `perf record` profile of each l4lb run's process to this file
 #   FLOW_CAPACITY=65536  l4lb's flow_table_capacity
+#   L4LB_BIN=        run this l4lb binary (built with --features dpdk) instead of building one
 set -euo pipefail
 
 DURATION=${DURATION:-10}
@@ -81,8 +82,12 @@ if [ "$HUGE" != 0 ]; then
 fi
 
 # --- l4lb and the example, built once ----------------------------------------------
-(cd "$ROOT" && cargo build --release -q -p controlplane --features dpdk)
-L4LB="$ROOT/target/release/l4lb"
+if [ -n "${L4LB_BIN:-}" ]; then
+    L4LB="$L4LB_BIN"
+else
+    (cd "$ROOT" && cargo build --release -q -p controlplane --features dpdk)
+    L4LB="$ROOT/target/release/l4lb"
+fi
 if [ "$FWD_RUN" = 1 ]; then
     (cd "$ROOT" && cargo build --release -q -p dataplane --features dpdk --example dpdk_fwd)
 fi
