@@ -150,6 +150,10 @@ pub struct DpdkConfig {
     /// Port to transmit on, when it is not `port` (e.g. read a `net_pcap` vdev, send to `net_null`).
     pub tx_port: Option<u16>,
     pub mbufs: u32,
+    /// The host exception path: a TAP interface of this name (a `net_tap` vdev that
+    /// l4lb adds, with `node.mac`) through which frames for the host reach the kernel
+    /// and the kernel's frames reach the wire. None: such frames are counted and freed.
+    pub host_tap: Option<String>,
 }
 
 macro_rules! keyword_enum {

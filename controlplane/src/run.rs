@@ -95,6 +95,10 @@ fn run_af_xdp(_cfg: Config, _path: &Path) -> Result<RunStats> {
     bail!("this l4lb was built without AF_XDP support (cargo feature \"af_xdp\")")
 }
 
+/// The name of the `net_tap` vdev l4lb adds for `io.dpdk.host_tap`.
+#[cfg(feature = "dpdk")]
+const HOST_TAP_VDEV: &str = "net_tap_l4lb";
+
 #[cfg(feature = "dpdk")]
 fn run_dpdk(cfg: Config, path: &Path) -> Result<RunStats> {
     use dataplane::port::dpdk::{DpdkPort, DpdkPortConfig, Eal};
@@ -104,20 +108,38 @@ fn run_dpdk(cfg: Config, path: &Path) -> Result<RunStats> {
     // afterwards inherit that mask: without `io.cores`, every worker would share that one
     // CPU. Workers without a configured core get the process's original CPU set back.
     let affinity = rustix::thread::sched_getaffinity(None).ok();
-    let eal = Eal::init(&d.eal_args).map_err(|e| anyhow!("DPDK EAL: {e}"))?;
+    let mut eal_args = d.eal_args.clone();
+    if let Some(tap) = &d.host_tap {
+        // The host exception path: a TAP interface with the node's MAC, so that the
+        // kernel behind it answers ARP/NDP for the node's addresses as the node.
+        let m = cfg.node.mac;
+        eal_args.push(format!(
+            "--vdev={HOST_TAP_VDEV},iface={tap},mac={:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            m[0], m[1], m[2], m[3], m[4], m[5]
+        ));
+    }
+    let eal = Eal::init(&eal_args).map_err(|e| anyhow!("DPDK EAL: {e}"))?;
     let pcfg = DpdkPortConfig {
         queues: cfg.dataplane.workers as u16,
         mbufs_per_queue: d.mbufs,
         ring_size: io.ring_size.min(4096) as u16,
     };
     let mut port = DpdkPort::configure(&eal, d.port, pcfg).map_err(|e| anyhow!("DPDK port {}: {e}", d.port))?;
-    let queues = match d.tx_port {
+    let mut queues = match d.tx_port {
         Some(tx) if tx != d.port => {
             let mut txp = DpdkPort::configure(&eal, tx, pcfg).map_err(|e| anyhow!("DPDK port {tx}: {e}"))?;
             port.take_queues_to(&mut txp).map_err(|e| anyhow!("{e}"))?
         }
         _ => port.take_queues().map_err(|e| anyhow!("{e}"))?,
     };
+    if let Some(tap) = &d.host_tap {
+        let id = eal.port_by_name(HOST_TAP_VDEV).map_err(|e| anyhow!("host TAP {tap}: {e}"))?;
+        // Host traffic is light: small rings and pools.
+        let hcfg = DpdkPortConfig { queues: pcfg.queues, mbufs_per_queue: 1023, ring_size: 256 };
+        let mut host = DpdkPort::configure(&eal, id, hcfg).map_err(|e| anyhow!("host TAP {tap}: {e}"))?;
+        host.attach_host(&mut queues).map_err(|e| anyhow!("host TAP {tap}: {e}"))?;
+        tracing::info!(tap = %tap, port = id, "host exception path through a TAP interface");
+    }
     tracing::info!(port = d.port, workers = cfg.dataplane.workers, "DPDK port started");
     let eal2 = eal.clone();
     let cores = io.cores.clone();

@@ -21,6 +21,14 @@
 //! both backends must serve some. Run with one worker, then two (two af_packet queue
 //! pairs in a fanout group: replies may reach the other worker and are handed to the
 //! connection's owner). Namespaces and processes are removed on drop, also on failure.
+//!
+//! The host exception path (`io.dpdk.host_tap`): l4lb adds a TAP interface `l4lbh0`
+//! with `node.mac` in `lb`, which the test gives the node's address 10.77.0.2/24. The
+//! kernel is kept off the veth itself (nftables drops IP and ARP arriving on it; the
+//! af_packet socket sees frames before that), so the only way to the kernel is
+//! through l4lb: the router forgets its static neighbour entry and pings 10.77.0.2,
+//! which needs ARP and ICMP to go to the host through the TAP and the kernel's
+//! answers to come back out through the DPDK port.
 
 #![cfg(feature = "dpdk")]
 
@@ -220,6 +228,20 @@ fn dpdk_dnat_live_tcp_through_vip() {
         rt.ip(&["rule", "add", "iif", dev, "lookup", "100"]).unwrap();
     }
 
+    // The load balancer's kernel may talk only through l4lb's host TAP, not on the
+    // veth DPDK uses.
+    let rules = ["inet", "arp"]
+        .map(|family| {
+            format!(
+                "table {family} l4lbtest {{\n  chain in {{\n    type filter hook input priority 0;\n    \
+                 iifname \"{lb_if}\" drop\n  }}\n}}\n"
+            )
+        })
+        .concat();
+    let rules_path = dir.0.join("lb.nft");
+    std::fs::write(&rules_path, rules).unwrap();
+    lb.exec(&["nft", "-f", rules_path.to_str().unwrap()]).unwrap();
+
     let curl = Command::new("curl").arg("--version").stdout(Stdio::null()).status().is_ok_and(|s| s.success());
     for workers in [1usize, 2] {
         let prefix = format!("l4lb-live-{}-{workers}", std::process::id());
@@ -257,6 +279,7 @@ eal_args = ["-l", "0", "--no-pci", "--no-huge", "-m", "256", "--no-shconf", "--f
             "--log-level=lib.eal:warning", "--vdev=net_af_packet0,iface={lb_if},qpairs={workers}"]
 port = 0
 mbufs = 2047
+host_tap = "l4lbh0"
 "#
         );
         let cfg_path = dir.0.join(format!("lb{workers}.toml"));
@@ -292,6 +315,22 @@ mbufs = 2047
         eprintln!("{workers} worker(s): {REQUESTS} requests through the VIP, b1 {} / b2 {}", served[0], served[1]);
         assert!(served[0] > 0 && served[1] > 0, "requests not spread over the backends: {served:?}");
 
+        // The host exception path: ARP and ICMP for the node's own address reach the
+        // kernel behind the TAP, and its answers reach the router.
+        lb.ip(&["addr", "add", "10.77.0.2/24", "dev", "l4lbh0"]).unwrap();
+        lb.ip(&["link", "set", "l4lbh0", "up"]).unwrap();
+        rt.ip(&["neigh", "del", "10.77.0.2", "dev", &rt_lb]).unwrap();
+        let ping = rt.exec(&["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.77.0.2"]);
+        let neigh = rt.ip(&["neigh", "show", "10.77.0.2", "dev", &rt_lb]).unwrap_or_default();
+        rt.ip(&["neigh", "replace", "10.77.0.2", "lladdr", &lb_mac, "dev", &rt_lb, "nud", "permanent"]).unwrap();
+        assert!(
+            ping.is_ok(),
+            "{workers} worker(s): ping of the node address through the host TAP failed: {ping:?}\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        assert!(neigh.contains(&lb_mac), "the router learnt {neigh:?} for the node, not {lb_mac}");
+        eprintln!("{workers} worker(s): ping through the host TAP answered; router learnt {}", neigh.trim());
+
         let mut child = running.0.take().unwrap();
         let st = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
         assert!(st.success());
@@ -319,5 +358,14 @@ mbufs = 2047
             .unwrap_or_else(|| panic!("no packets line: {summary}"));
         assert!(sent >= 6 * REQUESTS as u64, "only {sent} packets sent for {REQUESTS} connections: {summary}");
         assert!(summary.contains(&format!("({workers} workers)")), "{summary}");
+        // At least the ARP request and three echo requests went to the host.
+        let to_host: u64 = summary
+            .lines()
+            .find_map(|l| l.strip_prefix("packets: "))
+            .and_then(|l| l.split(", ").nth(2))
+            .and_then(|s| s.strip_suffix(" to host"))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no packets line: {summary}"));
+        assert!(to_host >= 4, "only {to_host} frames to the host: {summary}");
     }
 }

@@ -348,5 +348,11 @@ fn dpdk(r: &RawDpdk, e: &mut Errors) -> Option<DpdkConfig> {
         Some(t) => Some(opt_int(e, p, "tx_port", Some(t), 0u16, 0, 65535)?),
         None => None,
     };
-    Some(DpdkConfig { eal_args: r.eal_args.clone().unwrap_or_default(), port: port?, tx_port, mbufs: mbufs? })
+    Some(DpdkConfig {
+        eal_args: r.eal_args.clone().unwrap_or_default(),
+        port: port?,
+        tx_port,
+        mbufs: mbufs?,
+        host_tap: r.host_tap.clone(),
+    })
 }

@@ -77,4 +77,5 @@ pub struct RawDpdk {
     pub port: Option<i64>,
     pub tx_port: Option<i64>,
     pub mbufs: Option<i64>,
+    pub host_tap: Option<String>,
 }

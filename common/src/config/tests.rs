@@ -338,7 +338,21 @@ fn io_rules() {
     let dpdk = format!("{base}\n[io]\ndriver = \"dpdk\"\n[io.dpdk]\neal_args = [\"--no-pci\"]\n");
     let d = Config::from_toml_str(&dpdk).unwrap().io.unwrap();
     assert_eq!(d.ring_size, 2048);
-    assert_eq!(d.dpdk, Some(DpdkConfig { eal_args: vec!["--no-pci".into()], port: 0, tx_port: None, mbufs: 8191 }));
+    assert_eq!(
+        d.dpdk,
+        Some(DpdkConfig { eal_args: vec!["--no-pci".into()], port: 0, tx_port: None, mbufs: 8191, host_tap: None })
+    );
+    let tap = Config::from_toml_str(&format!("{dpdk}host_tap = \"l4lb0\"\n")).unwrap().io.unwrap();
+    assert_eq!(tap.dpdk.unwrap().host_tap.as_deref(), Some("l4lb0"));
+    assert_error(&format!("{dpdk}host_tap = \"\"\n"), "io.dpdk: host_tap: must not be empty");
+    assert_error(
+        &format!("{dpdk}host_tap = \"a-very-long-interface\"\n"),
+        "io.dpdk: host_tap: \"a-very-long-interface\" is not a valid Linux interface name",
+    );
+    assert_error(
+        &format!("{dpdk}host_tap = \"tap,x=1\"\n"),
+        "io.dpdk: host_tap: \"tap,x=1\": ',' and '=' are not allowed here",
+    );
     assert_error(&format!("{base}\n[io]\ninterface = \"eth0\"\n"), "io: driver: missing");
     assert_error(&format!("{base}\n[io]\ndriver = \"af_packet\"\n"), "io: interface: missing");
     assert_error(&format!("{base}\n[io]\ndriver = \"dpdk\"\n"), "io.dpdk: missing table [io.dpdk]");

@@ -275,18 +275,37 @@ fn backend_family(cfg: &Config, node_ok: (bool, bool), v: &VipConfig, b: &Backen
     }
 }
 
+/// Why `name` cannot be a Linux interface name, if it cannot.
+fn bad_interface_name(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some("must not be empty".into());
+    }
+    (name.len() > limits::INTERFACE_NAME_MAX || name.contains(['/', ' ']))
+        .then(|| format!("{name:?} is not a valid Linux interface name"))
+}
+
 fn io(cfg: &Config, io: &super::IoConfig, e: &mut Errors) {
     let p = "io";
     match io.driver {
         IoDriver::AfXdp | IoDriver::AfPacket => match io.interface.as_deref() {
             None => e.push(p, "interface", format!("missing: driver \"{}\" needs the interface to use", io.driver)),
-            Some("") => e.push(p, "interface", "must not be empty"),
-            Some(i) if i.len() > limits::INTERFACE_NAME_MAX || i.contains(['/', ' ']) => {
-                e.push(p, "interface", format!("{i:?} is not a valid Linux interface name"))
+            Some(i) => {
+                if let Some(why) = bad_interface_name(i) {
+                    e.push(p, "interface", why);
+                }
             }
-            Some(_) => {}
         },
         IoDriver::Dpdk => {}
+    }
+    if let Some(d) = &io.dpdk
+        && let Some(tap) = &d.host_tap
+    {
+        if let Some(why) = bad_interface_name(tap) {
+            e.push("io.dpdk", "host_tap", why);
+        } else if tap.contains([',', '=']) {
+            // It goes into a DPDK device argument string.
+            e.push("io.dpdk", "host_tap", format!("{tap:?}: ',' and '=' are not allowed here"));
+        }
     }
     if !io.cores.is_empty() && io.cores.len() != cfg.dataplane.workers {
         e.push(

@@ -24,7 +24,7 @@ use std::fmt;
 pub use eal::{Eal, LcoreThread};
 pub use ethdev::{DeviceStats, DpdkPort, DpdkPortConfig};
 pub use mbuf::Mbuf;
-pub use queue::DpdkQueue;
+pub use queue::{DpdkQueue, HostStats};
 
 use dpdk_sys as sys;
 

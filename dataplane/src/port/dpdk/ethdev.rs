@@ -240,6 +240,23 @@ impl DpdkPort {
         Ok((0..self.queues).map(|q| DpdkQueue::new(self.shared.clone(), tx.shared.clone(), q)).collect())
     }
 
+    /// Make this port (a TAP device, `net_tap`) the host exception path of `queues`:
+    /// queue `i` sends the frames its pipeline gives the host to this port's queue
+    /// `i` (into the kernel) and puts what the kernel sends on that queue on the wire.
+    /// This port needs as many queues as `queues`; its queues are taken.
+    pub fn attach_host(&mut self, queues: &mut [DpdkQueue]) -> Result<(), DpdkError> {
+        if usize::from(self.queues) != queues.len() {
+            return Err(DpdkError::Config { port: self.port_id(), what: "the host port needs one queue per worker" });
+        }
+        if std::mem::replace(&mut self.taken, true) {
+            return Err(DpdkError::QueuesTaken(self.port_id()));
+        }
+        for q in queues {
+            q.set_host(self.shared.clone());
+        }
+        Ok(())
+    }
+
     /// The device's own counters (`rte_eth_stats_get`): port totals, and per queue
     /// where the driver keeps them (the first `RTE_ETHDEV_QUEUE_STAT_CNTRS` queues).
     pub fn device_stats(&self) -> Result<DeviceStats, DpdkError> {

@@ -22,7 +22,29 @@ pub struct DpdkQueue {
     pool: Pool,
     stats: PortStats,
     rx_rejected: u64,
+    /// The host exception path: a TAP device's port whose queue `queue` this queue
+    /// uses (see [`DpdkPort::attach_host`](super::DpdkPort::attach_host)).
+    host: Option<Arc<PortShared>>,
+    /// `rx_burst` calls since the TAP was last polled.
+    host_polls: u32,
+    host_stats: HostStats,
 }
+
+/// Counters of the host exception path of one queue.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HostStats {
+    /// Frames the TAP did not take (freed), of those the pipeline gave the host.
+    pub to_host_dropped: u64,
+    /// Frames the kernel sent through the TAP and this queue put on the wire.
+    pub from_host: u64,
+    /// Of those, frames the wire's TX ring did not take (freed).
+    pub from_host_dropped: u64,
+}
+
+/// `rx_burst` calls between two polls of the host TAP (reading an empty TAP costs a
+/// system call): at a few hundred thousand polls a second when idle, the kernel's
+/// frames wait a few hundred microseconds at most.
+pub const HOST_POLL_INTERVAL: u32 = 64;
 
 impl std::fmt::Debug for DpdkQueue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -37,7 +59,86 @@ impl std::fmt::Debug for DpdkQueue {
 impl DpdkQueue {
     pub(super) fn new(rx: Arc<PortShared>, tx: Arc<PortShared>, queue: u16) -> DpdkQueue {
         let pool = rx.pools[usize::from(queue)];
-        DpdkQueue { rx, tx, queue, pool, stats: PortStats::default(), rx_rejected: 0 }
+        DpdkQueue {
+            rx,
+            tx,
+            queue,
+            pool,
+            stats: PortStats::default(),
+            rx_rejected: 0,
+            host: None,
+            host_polls: 0,
+            host_stats: HostStats::default(),
+        }
+    }
+
+    /// Use queue `self.queue_id()` of `host` (a TAP device) as the host exception path.
+    pub(super) fn set_host(&mut self, host: Arc<PortShared>) {
+        self.host = Some(host);
+    }
+
+    /// Counters of the host exception path (all 0 without one).
+    pub fn host_stats(&self) -> HostStats {
+        self.host_stats
+    }
+
+    /// Send `arr[..total]` on queue `self.queue` of `port_id` with at most
+    /// [`TX_RETRIES`] retries; frees what the ring did not take. Returns how many were
+    /// sent and the bytes of those freed.
+    ///
+    /// # Safety
+    /// `arr[..total]` are valid mbufs the caller owns, and `port_id` is a started port
+    /// with a TX queue `self.queue` used by this queue only. Ownership of all of them
+    /// passes here: the caller must not use or free them afterwards.
+    #[inline]
+    unsafe fn send(&mut self, port_id: u16, arr: *mut *mut sys::rte_mbuf, total: usize) -> (usize, u64) {
+        let mut sent = 0usize;
+        for _ in 0..=TX_RETRIES {
+            let want = (total - sent).min(usize::from(u16::MAX)) as u16;
+            // SAFETY: (contract) arr[sent..sent+want] are valid mbufs we own; the driver takes ownership of the
+            // first k it returns.
+            let k = unsafe { sys::l4lb_tx_burst(port_id, self.queue, arr.add(sent), want) };
+            sent += usize::from(k);
+            if sent == total {
+                break;
+            }
+        }
+        let mut dropped_bytes = 0u64;
+        for i in sent..total {
+            // SAFETY: (contract) arr[i] is an mbuf we still own, valid to read.
+            dropped_bytes += u64::from(unsafe { (**arr.add(i)).pkt_len });
+        }
+        if sent < total {
+            // SAFETY: arr[sent..total] are mbufs still owned by us; freed once here.
+            unsafe { sys::rte_pktmbuf_free_bulk(arr.add(sent), (total - sent) as u32) };
+        }
+        (sent, dropped_bytes)
+    }
+
+    /// Put what the kernel sent through the TAP on the wire (queue `self.queue` of the
+    /// TX port), a burst at a time.
+    #[cold]
+    fn forward_from_host(&mut self) {
+        let Some(host) = self.host.clone() else { return };
+        let mut slots = [std::ptr::null_mut::<sys::rte_mbuf>(); BURST];
+        // SAFETY: `slots` has room for BURST mbuf pointers; the TAP port is started while `host` lives and
+        // its queue `self.queue` is polled by this queue's owner only.
+        let n = usize::from(unsafe { sys::l4lb_rx_burst(host.port_id, self.queue, slots.as_mut_ptr(), BURST as u16) });
+        if n == 0 {
+            return;
+        }
+        let mut bytes = 0u64;
+        for m in &slots[..n] {
+            // SAFETY: the driver wrote n valid mbuf pointers that we now own.
+            bytes += u64::from(unsafe { (**m).pkt_len });
+        }
+        // SAFETY: slots[..n] are the mbufs just received, ours; the TX port is started while `self.tx` lives
+        // and its queue `self.queue` is this queue's.
+        let (sent, dropped_bytes) = unsafe { self.send(self.tx.port_id, slots.as_mut_ptr(), n) };
+        self.host_stats.from_host += sent as u64;
+        self.host_stats.from_host_dropped += (n - sent) as u64;
+        self.stats.tx_packets += sent as u64;
+        self.stats.tx_bytes += bytes - dropped_bytes;
     }
 
     /// The queue index (same on the RX and the TX port).
@@ -94,6 +195,13 @@ impl Port for DpdkQueue {
 
     #[inline]
     fn rx_burst(&mut self, out: &mut Vec<Mbuf>, max: usize) -> usize {
+        if self.host.is_some() {
+            self.host_polls += 1;
+            if self.host_polls >= HOST_POLL_INTERVAL {
+                self.host_polls = 0;
+                self.forward_from_host();
+            }
+        }
         let max = max.min(BURST);
         out.reserve(max);
         let base = out.len();
@@ -141,39 +249,39 @@ impl Port for DpdkQueue {
         }
         let bytes: u64 = pkts.iter().map(|m| m.len() as u64).sum();
         let arr = pkts.as_mut_ptr().cast::<*mut sys::rte_mbuf>();
-        let mut sent = 0usize;
-        for _ in 0..=TX_RETRIES {
-            let want = (total - sent).min(usize::from(u16::MAX)) as u16;
-            // SAFETY: arr[sent..sent+want] are valid mbufs we own (transparent `Mbuf`s); the driver takes
-            // ownership of the first k it returns. This queue is used by its owner only (`&mut self`).
-            let k = unsafe { sys::l4lb_tx_burst(self.tx.port_id, self.queue, arr.add(sent), want) };
-            sent += usize::from(k);
-            if sent == total {
-                break;
-            }
-        }
-        let mut dropped_bytes = 0u64;
-        if sent < total {
-            let rest = &pkts[sent..];
-            dropped_bytes = rest.iter().map(|m| m.len() as u64).sum();
-            // SAFETY: arr[sent..total] are mbufs still owned by us; freed once here, and `set_len(0)` below
-            // keeps the Vec from dropping them again.
-            unsafe { sys::rte_pktmbuf_free_bulk(arr.add(sent), (total - sent) as u32) };
-        }
-        // SAFETY: every element was either handed to the driver or freed above: none may be dropped again.
+        // SAFETY: the Vec holds `total` owned mbufs (transparent `Mbuf`s); `set_len(0)` below forgets them;
+        // the TX port is started while `self.tx` lives and its queue `self.queue` is this queue's.
+        let (sent, dropped_bytes) = unsafe { self.send(self.tx.port_id, arr, total) };
+        // SAFETY: every element was either handed to the driver or freed by `send`: none may be dropped again.
         unsafe { pkts.set_len(0) };
         self.stats.tx_packets += sent as u64;
         self.stats.tx_bytes += bytes - dropped_bytes;
         self.stats.tx_dropped += (total - sent) as u64;
     }
 
-    /// There is no kernel behind a DPDK port: frames for the host are counted in
-    /// `host_packets` and freed. (An exception path through a TAP/KNI device is future
-    /// work; see docs/DPDK.md.)
+    /// There is no kernel behind a DPDK port. With a host TAP attached
+    /// ([`DpdkPort::attach_host`](super::DpdkPort::attach_host)) the frames go to the
+    /// kernel through it (what the TAP does not take is freed and counted in
+    /// [`HostStats::to_host_dropped`]); without one they are freed. Either way they are
+    /// counted in `host_packets`.
     #[inline]
     fn to_host(&mut self, pkts: &mut Vec<Mbuf>) {
         self.stats.host_packets += pkts.len() as u64;
-        self.free(pkts);
+        let Some(host) = self.host.as_ref().map(|h| h.port_id) else {
+            self.free(pkts);
+            return;
+        };
+        let total = pkts.len();
+        if total == 0 {
+            return;
+        }
+        let arr = pkts.as_mut_ptr().cast::<*mut sys::rte_mbuf>();
+        // SAFETY: as in `tx_burst`; the TAP port is started while `self.host` lives and its queue
+        // `self.queue` is this queue's (`attach_host` gives queue i to queue i only).
+        let (sent, _) = unsafe { self.send(host, arr, total) };
+        // SAFETY: every element was either handed to the TAP or freed by `send`: none may be dropped again.
+        unsafe { pkts.set_len(0) };
+        self.host_stats.to_host_dropped += (total - sent) as u64;
     }
 
     #[inline]
