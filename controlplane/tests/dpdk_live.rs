@@ -148,6 +148,18 @@ fn get(cl: &Netns, curl: bool) -> Result<String, String> {
     .map_err(|e| e.to_string())?
 }
 
+/// Field `i` of the final summary's `packets: N in, N sent, N to host, ...` line,
+/// whose text after the number is `suffix`.
+fn summary_count(summary: &str, i: usize, suffix: &str) -> u64 {
+    summary
+        .lines()
+        .find_map(|l| l.strip_prefix("packets: "))
+        .and_then(|l| l.split(", ").nth(i))
+        .and_then(|s| s.strip_suffix(suffix))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no {suffix:?} count in the packets line: {summary}"))
+}
+
 fn wait_for(log: &Path, what: &str, child: &mut Child) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -349,23 +361,11 @@ host_tap = "l4lbh0"
         assert!(status.success(), "l4lb run exited with {status}: {}", std::fs::read_to_string(&log).unwrap());
         // Each connection: at least SYN, ACK+request, FIN/ACK from the client and as
         // many replies; both directions were rewritten by l4lb.
-        let sent: u64 = summary
-            .lines()
-            .find_map(|l| l.strip_prefix("packets: "))
-            .and_then(|l| l.split(", ").nth(1))
-            .and_then(|s| s.strip_suffix(" sent"))
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("no packets line: {summary}"));
+        let sent = summary_count(&summary, 1, " sent");
         assert!(sent >= 6 * REQUESTS as u64, "only {sent} packets sent for {REQUESTS} connections: {summary}");
         assert!(summary.contains(&format!("({workers} workers)")), "{summary}");
         // At least the ARP request and three echo requests went to the host.
-        let to_host: u64 = summary
-            .lines()
-            .find_map(|l| l.strip_prefix("packets: "))
-            .and_then(|l| l.split(", ").nth(2))
-            .and_then(|s| s.strip_suffix(" to host"))
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("no packets line: {summary}"));
+        let to_host = summary_count(&summary, 2, " to host");
         assert!(to_host >= 4, "only {to_host} frames to the host: {summary}");
     }
 }
