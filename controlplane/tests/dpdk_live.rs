@@ -26,9 +26,9 @@
 //! with `node.mac` in `lb`, which the test gives the node's address 10.77.0.2/24. The
 //! kernel is kept off the veth itself (nftables drops IP and ARP arriving on it; the
 //! af_packet socket sees frames before that), so the only way to the kernel is
-//! through l4lb: the router forgets its static neighbour entry and pings 10.77.0.2,
-//! which needs ARP and ICMP to go to the host through the TAP and the kernel's
-//! answers to come back out through the DPDK port.
+//! through l4lb: the router forgets its static neighbour entry and pings 10.77.0.2
+//! and fd77::2, which needs ARP, NDP and ICMP to go to the host through the TAP and
+//! the kernel's answers to come back out through the DPDK port.
 
 #![cfg(feature = "dpdk")]
 
@@ -214,6 +214,9 @@ fn dpdk_dnat_live_tcp_through_vip() {
         ns.ip(&["route", "add", "default", "via", gw]).unwrap();
     }
     rt.ip(&["addr", "add", "10.77.0.1/24", "dev", &rt_lb]).unwrap();
+    // IPv6 on the router's side only (the veth end DPDK uses stays without it).
+    rt.exec(&["sysctl", "-qw", &format!("net.ipv6.conf.{rt_lb}.disable_ipv6=0")]).unwrap();
+    rt.ip(&["addr", "add", "fd77::1/64", "dev", &rt_lb, "nodad"]).unwrap();
     rt.ip(&["addr", "add", "10.77.1.1/24", "dev", &rt_cl]).unwrap();
     rt.ip(&["addr", "add", "10.77.2.1/24", "dev", &rt_b1]).unwrap();
     rt.ip(&["addr", "add", "10.77.3.1/24", "dev", &rt_b2]).unwrap();
@@ -264,6 +267,7 @@ fn dpdk_dnat_live_tcp_through_vip() {
 mac = "{lb_mac}"
 gateway_mac = "{gw_mac}"
 ipv4 = "10.77.0.2"
+ipv6 = "fd77::2"
 
 [dataplane]
 workers = {workers}
@@ -327,21 +331,25 @@ host_tap = "l4lbh0"
         eprintln!("{workers} worker(s): {REQUESTS} requests through the VIP, b1 {} / b2 {}", served[0], served[1]);
         assert!(served[0] > 0 && served[1] > 0, "requests not spread over the backends: {served:?}");
 
-        // The host exception path: ARP and ICMP for the node's own address reach the
-        // kernel behind the TAP, and its answers reach the router.
+        // The host exception path: ARP/NDP and ICMP for the node's own addresses reach
+        // the kernel behind the TAP, and its answers reach the router.
         lb.ip(&["addr", "add", "10.77.0.2/24", "dev", "l4lbh0"]).unwrap();
+        lb.ip(&["addr", "add", "fd77::2/64", "dev", "l4lbh0", "nodad"]).unwrap();
         lb.ip(&["link", "set", "l4lbh0", "up"]).unwrap();
         rt.ip(&["neigh", "del", "10.77.0.2", "dev", &rt_lb]).unwrap();
-        let ping = rt.exec(&["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.77.0.2"]);
-        let neigh = rt.ip(&["neigh", "show", "10.77.0.2", "dev", &rt_lb]).unwrap_or_default();
+        for node in ["10.77.0.2", "fd77::2"] {
+            let ping = rt.exec(&["ping", "-c", "3", "-i", "0.2", "-W", "2", node]);
+            let neigh = rt.ip(&["neigh", "show", node, "dev", &rt_lb]).unwrap_or_default();
+            assert!(
+                ping.is_ok(),
+                "{workers} worker(s): ping of the node address {node} through the host TAP failed: {ping:?}\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            assert!(neigh.contains(&lb_mac), "the router learnt {neigh:?} for {node}, not {lb_mac}");
+            eprintln!("{workers} worker(s): ping through the host TAP answered; router learnt {}", neigh.trim());
+        }
         rt.ip(&["neigh", "replace", "10.77.0.2", "lladdr", &lb_mac, "dev", &rt_lb, "nud", "permanent"]).unwrap();
-        assert!(
-            ping.is_ok(),
-            "{workers} worker(s): ping of the node address through the host TAP failed: {ping:?}\n{}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        assert!(neigh.contains(&lb_mac), "the router learnt {neigh:?} for the node, not {lb_mac}");
-        eprintln!("{workers} worker(s): ping through the host TAP answered; router learnt {}", neigh.trim());
+        rt.ip(&["neigh", "del", "fd77::2", "dev", &rt_lb]).unwrap();
 
         let mut child = running.0.take().unwrap();
         let st = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
@@ -364,8 +372,8 @@ host_tap = "l4lbh0"
         let sent = summary_count(&summary, 1, " sent");
         assert!(sent >= 6 * REQUESTS as u64, "only {sent} packets sent for {REQUESTS} connections: {summary}");
         assert!(summary.contains(&format!("({workers} workers)")), "{summary}");
-        // At least the ARP request and three echo requests went to the host.
+        // At least an ARP request, an NDP solicitation and six echo requests went to the host.
         let to_host = summary_count(&summary, 2, " to host");
-        assert!(to_host >= 4, "only {to_host} frames to the host: {summary}");
+        assert!(to_host >= 8, "only {to_host} frames to the host: {summary}");
     }
 }
