@@ -333,8 +333,8 @@ where
     let port = port_totals(&shared);
     println!("{}", stats.summary(&publisher.snapshot()).trim_end());
     println!(
-        "port: {} rx, {} tx, {} tx dropped, {} rx missed, {} to host",
-        port.rx_packets, port.tx_packets, port.tx_dropped, port.rx_missed, port.host_packets
+        "port: {} rx, {} tx, {} tx dropped, {} rx missed, {} to host, {} host dropped",
+        port.rx_packets, port.tx_packets, port.tx_dropped, port.rx_missed, port.host_packets, port.host_dropped
     );
     Ok(stats)
 }
@@ -360,6 +360,7 @@ fn port_totals(shared: &[Arc<Mutex<WorkerStats>>]) -> PortStats {
             t.tx_dropped += s.port.tx_dropped;
             t.rx_missed += s.port.rx_missed;
             t.host_packets += s.port.host_packets;
+            t.host_dropped += s.port.host_dropped;
         }
     }
     t

@@ -66,6 +66,9 @@ pub struct PortStats {
     /// Frames the device could not take (ring full after bounded retries).
     pub tx_dropped: u64,
     pub host_packets: u64,
+    /// Of `host_packets`, frames the host path could not take (DPDK's host TAP full);
+    /// 0 where the host gets frames some other way.
+    pub host_dropped: u64,
     /// Frames the device dropped before l4lb saw them (no buffer, ring full).
     pub rx_missed: u64,
 }

@@ -288,6 +288,7 @@ pub(super) fn device_stats(port_id: u16, queues: u16) -> Result<DeviceStats, Dpd
         tx_bytes: s.obytes,
         tx_dropped: s.oerrors,
         host_packets: 0,
+        host_dropped: 0,
         rx_missed: s.imissed + s.rx_nombuf,
     };
     let n = usize::from(queues).min(sys::RTE_ETHDEV_QUEUE_STAT_CNTRS as usize);
@@ -299,6 +300,7 @@ pub(super) fn device_stats(port_id: u16, queues: u16) -> Result<DeviceStats, Dpd
             tx_bytes: s.q_obytes[q],
             tx_dropped: 0,
             host_packets: 0,
+            host_dropped: 0,
             rx_missed: s.q_errors[q],
         })
         .collect();

@@ -304,6 +304,9 @@ impl Port for DpdkQueue {
     fn stats(&self) -> PortStats {
         let mut s = self.stats;
         s.rx_missed += self.rx_rejected;
+        s.host_dropped = self.host_stats.to_host_dropped;
+        // The kernel's frames the wire did not take are TX drops like any other.
+        s.tx_dropped += self.host_stats.from_host_dropped;
         if self.queue == 0
             && let Ok(dev) = device_stats(self.rx.port_id, 1)
         {
