@@ -316,6 +316,7 @@ where
                 rx_missed = port.rx_missed,
                 dropped = s.counters.get(dataplane::counters::Counter::DropPackets),
                 host = s.counters.get(dataplane::counters::Counter::HostPackets),
+                host_dropped = port.host_dropped,
                 flows = s.flows.active,
                 rx_mpps = format_args!("{:.3}", rx.saturating_sub(last_rx) as f64 / secs / 1e6),
                 tx_mpps = format_args!("{:.3}", tx.saturating_sub(last_tx) as f64 / secs / 1e6),
