@@ -89,7 +89,7 @@ pub fn parse(frame: &[u8]) -> ParseOutcome {
     parse_general(frame)
 }
 
-/// [`parse_general`] onto the end of the burst loop's list, for the frames
+/// `parse_general` onto the end of the burst loop's list, for the frames
 /// [`fast_v4`] declined (the loop classifies and pushes those itself): pushes one
 /// entry per frame (the parse result, or [`Parsed::EMPTY`] when there is none) and
 /// returns `Ok(true)` for an IP packet, `Ok(false)` for the host's (not IP), `Err`
@@ -115,7 +115,7 @@ pub fn parse_general_push(frame: &[u8], out: &mut Vec<Parsed>) -> Result<bool, D
 
 /// The common case in a few loads and compares: untagged Ethernet, IPv4 without
 /// options, not a fragment, TCP with a sane data offset or UDP with a sane length,
-/// all inside the frame. Anything else (`None`) goes through [`parse_general`],
+/// all inside the frame. Anything else (`None`) goes through `parse_general`,
 /// which decides between host, drop (and why) and IP. Where it answers, it answers
 /// exactly what `parse_general` would (property-tested below).
 #[inline(always)]
