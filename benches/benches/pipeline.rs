@@ -20,7 +20,7 @@ mod cpu;
 use cpu::ThreadCpu;
 #[path = "support/workload.rs"]
 mod workload;
-use workload::{Walk, config, set_flow, template};
+use workload::{Walk, config, create_flows, refill, set_flow, template};
 
 type C = Criterion<ThreadCpu>;
 use dataplane::pipeline::parse::{ParseOutcome, parse};
@@ -46,35 +46,21 @@ fn established(c: &mut C) {
         let mut pipe = Pipeline::new(0, 1, capacity, &snap);
         let mut bufs: Vec<HeapBuf> = (0..BURST).map(|_| HeapBuf::from_frame(&tpl)).collect();
         let mut verdicts = [Verdict::Drop; BURST];
-        // Create every flow once.
-        for chunk in (0..flows).collect::<Vec<_>>().chunks(BURST) {
-            for (b, id) in bufs.iter_mut().zip(chunk) {
-                b.set_frame(&tpl);
-                set_flow(b.data_mut(), *id);
-            }
-            let n = chunk.len();
-            pipe.process(&snap, 1, &mut bufs[..n], &mut verdicts[..n]);
-        }
+        create_flows(&mut pipe, &snap, &mut bufs, &tpl, flows);
         let mut walk = Walk { x: 7, n: flows };
         if name == "gre/1k" {
             // The harness alone (buffer resets and the flow walk), to subtract.
             let mut w = Walk { x: 7, n: flows };
             g.bench_function("harness_only", |b| {
                 b.iter(|| {
-                    for buf in bufs.iter_mut() {
-                        buf.set_frame(&tpl);
-                        set_flow(buf.data_mut(), w.next());
-                    }
+                    refill(&mut bufs, &tpl, || w.next());
                     black_box(&mut bufs);
                 })
             });
         }
         g.bench_function(name, |b| {
             b.iter(|| {
-                for buf in bufs.iter_mut() {
-                    buf.set_frame(&tpl);
-                    set_flow(buf.data_mut(), walk.next());
-                }
+                refill(&mut bufs, &tpl, || walk.next());
                 pipe.process(&snap, 2_000_000, &mut bufs, &mut verdicts);
                 black_box(&verdicts);
             })
@@ -102,11 +88,11 @@ fn new_flow(c: &mut C) {
     g.throughput(Throughput::Elements(BURST as u64));
     g.bench_function("gre", |b| {
         b.iter(|| {
-            for buf in bufs.iter_mut() {
-                buf.set_frame(&tpl);
-                set_flow(buf.data_mut(), id);
+            refill(&mut bufs, &tpl, || {
+                let f = id;
                 id = id.wrapping_add(1);
-            }
+                f
+            });
             pipe.process(&snap, 1_000_000, &mut bufs, &mut verdicts);
             black_box(&verdicts);
         })

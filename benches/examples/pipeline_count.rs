@@ -19,11 +19,11 @@ use std::time::Instant;
 use common::snapshot::Snapshot;
 use dataplane::pipeline::{Pipeline, Verdict};
 use dataplane::port::memory::HeapBuf;
-use dataplane::port::{BURST, PacketBuf};
+use dataplane::port::BURST;
 
 #[path = "../benches/support/workload.rs"]
 mod workload;
-use workload::{Walk, config, set_flow, template};
+use workload::{Walk, config, create_flows, refill, template};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -61,30 +61,21 @@ fn main() {
         _ => panic!("{usage}"),
     };
     let setup = Instant::now();
-    for chunk in (0..flows).collect::<Vec<_>>().chunks(BURST) {
-        for (b, id) in bufs.iter_mut().zip(chunk) {
-            b.set_frame(&tpl);
-            set_flow(b.data_mut(), *id);
-        }
-        let n = chunk.len();
-        pipe.process(&snap, 1, &mut bufs[..n], &mut verdicts[..n]);
-    }
+    create_flows(&mut pipe, &snap, &mut bufs, &tpl, flows);
     let setup = setup.elapsed();
     let mut walk = Walk { x: 7, n: flows.max(1) };
     let mut id = 0u32;
     let bursts = packets / BURST as u64;
     let t = Instant::now();
     for _ in 0..bursts {
-        for buf in bufs.iter_mut() {
-            buf.set_frame(&tpl);
-            let f = if flows > 0 {
+        refill(&mut bufs, &tpl, || {
+            if flows > 0 {
                 walk.next()
             } else {
                 id = id.wrapping_add(1);
                 id
-            };
-            set_flow(buf.data_mut(), f);
-        }
+            }
+        });
         if scenario != "harness" {
             pipe.process(&snap, 2_000_000, &mut bufs, &mut verdicts);
         }

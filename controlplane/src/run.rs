@@ -112,11 +112,8 @@ fn run_dpdk(cfg: Config, path: &Path) -> Result<RunStats> {
     if let Some(tap) = &d.host_tap {
         // The host exception path: a TAP interface with the node's MAC, so that the
         // kernel behind it answers ARP/NDP for the node's addresses as the node.
-        let m = cfg.node.mac;
-        eal_args.push(format!(
-            "--vdev={HOST_TAP_VDEV},iface={tap},mac={:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-            m[0], m[1], m[2], m[3], m[4], m[5]
-        ));
+        let mac = common::config::format_mac(cfg.node.mac);
+        eal_args.push(format!("--vdev={HOST_TAP_VDEV},iface={tap},mac={mac}"));
     }
     let eal = Eal::init(&eal_args).map_err(|e| anyhow!("DPDK EAL: {e}"))?;
     let pcfg = DpdkPortConfig {

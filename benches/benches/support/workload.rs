@@ -1,8 +1,13 @@
 //! The pipeline benches' workload, shared by `benches/pipeline.rs` and
 //! `examples/pipeline_count.rs`: a config with one VIP and N backends, a 64-byte
-//! TCP ACK template, flow ids written into it, and a pseudo-random walk over flows.
+//! TCP ACK template, flow ids written into it, a pseudo-random walk over flows, and
+//! the loops that reset the buffers and create the flows.
 
 use common::config::Config;
+use common::snapshot::Snapshot;
+use dataplane::pipeline::{Pipeline, Verdict};
+use dataplane::port::memory::HeapBuf;
+use dataplane::port::{BURST, PacketBuf};
 
 const CONFIG: &str = r#"
 [node]
@@ -69,5 +74,26 @@ impl Walk {
     pub fn next(&mut self) -> u32 {
         self.x = self.x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         ((self.x >> 33) % u64::from(self.n)) as u32
+    }
+}
+
+/// Reset every buffer from the template (what a NIC's DMA would do) as flow
+/// `next_id()`.
+#[inline]
+pub fn refill(bufs: &mut [HeapBuf], tpl: &[u8], mut next_id: impl FnMut() -> u32) {
+    for b in bufs {
+        b.set_frame(tpl);
+        set_flow(b.data_mut(), next_id());
+    }
+}
+
+/// Send one packet of each of flows `0..flows` through `pipe`, creating them.
+pub fn create_flows(pipe: &mut Pipeline, snap: &Snapshot, bufs: &mut [HeapBuf], tpl: &[u8], flows: u32) {
+    let mut verdicts = [Verdict::Drop; BURST];
+    for chunk in (0..flows).collect::<Vec<_>>().chunks(BURST) {
+        let n = chunk.len();
+        let mut ids = chunk.iter().copied();
+        refill(&mut bufs[..n], tpl, || ids.next().unwrap_or(0));
+        pipe.process(snap, 1, &mut bufs[..n], &mut verdicts[..n]);
     }
 }

@@ -187,11 +187,7 @@ impl Pipeline {
                 && let FlowKey::V4(k) = &p.key
             {
                 let class = classify::classify_ports_v4(k, snap);
-                if matches!(class, Class::Vip(_) | Class::DnatReply) {
-                    let h = self.flows.hash(&p.key);
-                    self.flows.prefetch_hashed(&p.key, h);
-                    *hash_out = h;
-                }
+                *hash_out = self.prefetch_flow(class, &p.key);
                 *class_out = class;
                 parsed.push(p);
                 continue;
@@ -200,11 +196,7 @@ impl Pipeline {
                 Ok(true) => {
                     let Some(p) = parsed.last() else { continue };
                     let class = classify::classify(p, snap);
-                    if matches!(class, Class::Vip(_) | Class::DnatReply) {
-                        let h = self.flows.hash(&p.key);
-                        self.flows.prefetch_hashed(&p.key, h);
-                        *hash_out = h;
-                    }
+                    *hash_out = self.prefetch_flow(class, &p.key);
                     *class_out = class;
                 }
                 Ok(false) => {}
@@ -242,6 +234,18 @@ impl Pipeline {
         self.counters.add(Counter::HostPackets, host);
         self.counters.add(Counter::HostBytes, host_bytes);
         self.parsed = parsed;
+    }
+
+    /// For the classes that look up the flow table: `key`'s hash, its bucket
+    /// prefetched (the lookup comes in pass 2). Other classes: a hash never used.
+    #[inline(always)]
+    fn prefetch_flow(&self, class: Class, key: &FlowKey) -> FlowHash {
+        if !matches!(class, Class::Vip(_) | Class::DnatReply) {
+            return FlowHash::default();
+        }
+        let h = self.flows.hash(key);
+        self.flows.prefetch_hashed(key, h);
+        h
     }
 
     // Always inlined into the burst loop: left to itself, LLVM's choice flips with

@@ -104,11 +104,11 @@ impl DpdkQueue {
             }
         }
         let mut dropped_bytes = 0u64;
-        for i in sent..total {
-            // SAFETY: (contract) arr[i] is an mbuf we still own, valid to read.
-            dropped_bytes += u64::from(unsafe { (**arr.add(i)).pkt_len });
-        }
         if sent < total {
+            for i in sent..total {
+                // SAFETY: (contract) arr[i] is an mbuf we still own, valid to read.
+                dropped_bytes += u64::from(unsafe { (**arr.add(i)).pkt_len });
+            }
             // SAFETY: arr[sent..total] are mbufs still owned by us; freed once here.
             unsafe { sys::rte_pktmbuf_free_bulk(arr.add(sent), (total - sent) as u32) };
         }
@@ -119,11 +119,11 @@ impl DpdkQueue {
     /// TX port), a burst at a time.
     #[cold]
     fn forward_from_host(&mut self) {
-        let Some(host) = self.host.clone() else { return };
+        let Some(host) = self.host.as_ref().map(|h| h.port_id) else { return };
         let mut slots = [std::ptr::null_mut::<sys::rte_mbuf>(); BURST];
-        // SAFETY: `slots` has room for BURST mbuf pointers; the TAP port is started while `host` lives and
-        // its queue `self.queue` is polled by this queue's owner only.
-        let n = usize::from(unsafe { sys::l4lb_rx_burst(host.port_id, self.queue, slots.as_mut_ptr(), BURST as u16) });
+        // SAFETY: `slots` has room for BURST mbuf pointers; the TAP port is started while `self.host` lives
+        // and its queue `self.queue` is polled by this queue's owner only.
+        let n = usize::from(unsafe { sys::l4lb_rx_burst(host, self.queue, slots.as_mut_ptr(), BURST as u16) });
         if n == 0 {
             return;
         }
