@@ -18,8 +18,8 @@ use std::time::Instant;
 
 use common::snapshot::Snapshot;
 use dataplane::pipeline::{Pipeline, Verdict};
-use dataplane::port::memory::HeapBuf;
 use dataplane::port::BURST;
+use dataplane::port::memory::HeapBuf;
 
 #[path = "../benches/support/workload.rs"]
 mod workload;
