@@ -61,8 +61,8 @@ pub struct Pipeline {
     flows: FlowTable,
     pub counters: Counters,
     snap_version: u64,
-    /// The burst loop's per-packet parse results, kept between bursts (capacity
-    /// [`BURST`], never reallocated) so that no burst re-initialises them.
+    /// The burst loop's per-packet parse results: [`BURST`] slots kept between
+    /// bursts, so that no burst re-initialises them; slot `i` is packet `i`'s.
     parsed: Vec<Parsed>,
 }
 
@@ -95,7 +95,7 @@ impl Pipeline {
             flows: FlowTable::new(capacity, flow_timeouts(snap)),
             counters: Counters::default(),
             snap_version: 0,
-            parsed: Vec::with_capacity(BURST),
+            parsed: vec![Parsed::EMPTY; BURST],
         };
         p.on_snapshot(snap);
         p
@@ -171,14 +171,17 @@ impl Pipeline {
         debug_assert!(pkts.len() <= BURST && verdicts.len() >= pkts.len());
         // Per packet: what parse found (meaningful for the classes that act on an
         // IP packet), the class, and the flow hash for the flow-table paths.
+        // Slot `i` is written for every packet `i` of the burst before pass 2 reads it
+        // (no push: no capacity check, no length update per packet).
         let mut parsed = std::mem::take(&mut self.parsed);
-        parsed.clear();
         let mut classes = [Class::Host; BURST];
         let mut hashes = [FlowHash::default(); BURST];
         // Pass 1: parse, classify, and prefetch the flow-table buckets. (Zipped
         // iterators rather than indices: no bounds checks in the loops.)
         let mut rx_bytes = 0u64;
-        for ((b, class_out), hash_out) in pkts.iter().zip(classes.iter_mut()).zip(hashes.iter_mut()) {
+        for (((b, class_out), hash_out), slot) in
+            pkts.iter().zip(classes.iter_mut()).zip(hashes.iter_mut()).zip(parsed.iter_mut())
+        {
             let data = b.data();
             rx_bytes += data.len() as u64;
             // The common case (untagged IPv4 TCP/UDP, not a fragment) classified and
@@ -189,12 +192,12 @@ impl Pipeline {
                 let class = classify::classify_ports_v4(k, snap);
                 *hash_out = self.prefetch_flow(class, &p.key);
                 *class_out = class;
-                parsed.push(p);
+                *slot = p;
                 continue;
             }
-            match parse::parse_general_push(data, &mut parsed) {
+            match parse::parse_general_into(data, slot) {
                 Ok(true) => {
-                    let Some(p) = parsed.last() else { continue };
+                    let p = &*slot;
                     let class = classify::classify(p, snap);
                     *hash_out = self.prefetch_flow(class, &p.key);
                     *class_out = class;

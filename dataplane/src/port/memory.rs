@@ -102,6 +102,11 @@ impl PacketBuf for HeapBuf {
             self.len = len;
         }
     }
+    /// The stored length: no slice (and no bounds check) needed.
+    #[inline]
+    fn len(&self) -> usize {
+        self.len
+    }
 }
 
 /// An in-memory port: frames queued for receive, and what the worker sent,
