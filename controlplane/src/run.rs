@@ -17,7 +17,7 @@ use common::config::{Config, Forwarding, IoDriver};
 use common::snapshot::Snapshot;
 use dataplane::pipeline::Pipeline;
 use dataplane::port::{Port, PortStats};
-use dataplane::worker::{Worker, WorkerStats, handoff_mesh};
+use dataplane::worker::{Worker, WorkerStats, handoff_mesh, handoff_mesh_copying};
 
 use crate::publish::Publisher;
 use crate::stats::RunStats;
@@ -67,12 +67,6 @@ fn run_af_xdp(cfg: Config, path: &Path) -> Result<RunStats> {
         },
         ring_size: io.ring_size,
     };
-    if cfg.dataplane.workers > 1 && cfg.vips.iter().any(|v| v.forwarding == Forwarding::Dnat) {
-        bail!(
-            "af_xdp with dnat VIPs needs dataplane.workers = 1: a backend's reply may arrive on another queue than its \
-             request, and AF_XDP frames cannot move between queues (use af_packet or dpdk for multi-queue DNAT)"
-        );
-    }
     let (port, queues) = AfXdpPort::open(&iface, cfg.dataplane.workers as u32, opts).map_err(|e| anyhow!("{e}"))?;
     tracing::info!(interface = %iface, mode = %port.mode(), "AF_XDP attached");
     let port = Mutex::new(port);
@@ -220,7 +214,12 @@ where
     }
     signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&reload)).context("installing SIGHUP")?;
 
-    let mesh = handoff_mesh::<P::Buf>(n);
+    // Ports whose buffers cannot leave their queue (AF_XDP) hand packets over by copy.
+    let mesh = if queues.first().is_some_and(|q| !q.buffers_move_between_queues()) {
+        handoff_mesh_copying::<P::Buf>(n)
+    } else {
+        handoff_mesh::<P::Buf>(n)
+    };
     let mut handles = Vec::new();
     let mut shared: Vec<Arc<Mutex<WorkerStats>>> = Vec::new();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<Arc<Mutex<WorkerStats>>, String>>();

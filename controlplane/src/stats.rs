@@ -125,6 +125,11 @@ impl RunStats {
             "flows: {} created, {} expired, {} evicted, {} active",
             self.flows.created, self.flows.expired, self.flows.evicted, self.flows.active
         );
+        if c.get(Counter::HandoffOut) > 0 {
+            // DNAT and ICMP-error packets that arrived on another worker than their
+            // flow's owner (RSS spreads a reply by its own 5-tuple).
+            let _ = writeln!(s, "handoff: {} packets to the worker owning their flow", c.get(Counter::HandoffOut));
+        }
         let drops: Vec<String> = DropReason::ALL
             .iter()
             .filter(|r| c.dropped(**r) > 0)

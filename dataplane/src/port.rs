@@ -102,4 +102,12 @@ pub trait Port {
     fn buffers_move_between_queues(&self) -> bool {
         true
     }
+
+    /// A buffer of this port holding a copy of `frame` (with the usual headroom), or
+    /// `None` when the port has no free buffer or cannot make one. Ports whose buffers
+    /// cannot move between queues implement it: workers then hand packets over by copy.
+    fn alloc_copy(&mut self, frame: &[u8]) -> Option<Self::Buf> {
+        let _ = frame;
+        None
+    }
 }

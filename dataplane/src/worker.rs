@@ -15,10 +15,50 @@ use crate::flow_table::FlowTableStats;
 use crate::pipeline::{Pipeline, Verdict};
 use crate::port::{BURST, PacketBuf, Port, PortStats};
 use crate::snapshot_cell::SnapshotReader;
+use common::snapshot::Snapshot;
 
 /// Packets a handoff ring holds: room for several bursts while the owner is busy or
 /// descheduled (DPDK measurements overflowed 4 bursts on a shared machine).
 pub const HANDOFF_RING: usize = 32 * BURST;
+
+/// Copy slots per ordered pair of workers, for ports whose buffers cannot move
+/// between queues (see [`handoff_mesh_copying`]).
+pub const HANDOFF_COPY_SLOTS: usize = 8 * BURST;
+
+/// Longest frame a copied handoff carries (AF_XDP frames hold at most 4096 − 384
+/// bytes); longer ones are dropped and counted as `handoff_full`.
+pub const HANDOFF_COPY_MAX: usize = 4096;
+
+/// A frame copied out of a buffer that cannot leave its queue, on its way to the
+/// owning worker. Allocated once, at start; slots shuttle between the two workers.
+pub struct FrameCopy {
+    len: usize,
+    bytes: [u8; HANDOFF_COPY_MAX],
+}
+
+impl FrameCopy {
+    fn new() -> Box<FrameCopy> {
+        Box::new(FrameCopy { len: 0, bytes: [0; HANDOFF_COPY_MAX] })
+    }
+
+    /// The copied frame.
+    pub fn frame(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+/// The sender's end of a copying link: full slots go out on `full`, empty ones come
+/// back on `empty` (the receiver returns every slot it takes).
+struct CopyOut {
+    full: rtrb::Producer<Box<FrameCopy>>,
+    empty: rtrb::Consumer<Box<FrameCopy>>,
+}
+
+/// The receiver's end of a copying link.
+struct CopyIn {
+    full: rtrb::Consumer<Box<FrameCopy>>,
+    empty: rtrb::Producer<Box<FrameCopy>>,
+}
 
 /// One worker's ends of the handoff mesh.
 pub struct Handoff<B> {
@@ -26,18 +66,60 @@ pub struct Handoff<B> {
     to: Vec<Option<rtrb::Producer<B>>>,
     /// Rings from every other worker.
     from: Vec<rtrb::Consumer<B>>,
+    /// Copying links (empty unless built by [`handoff_mesh_copying`]): `copy_to[w]`
+    /// towards worker `w` (`None` for ourselves), `copy_from` from every other one.
+    copy_to: Vec<Option<CopyOut>>,
+    copy_from: Vec<CopyIn>,
 }
 
 /// Build the rings between `workers` workers: element `i` belongs to worker `i`.
+/// Buffers themselves travel: for ports whose buffers may move between queues.
 pub fn handoff_mesh<B>(workers: usize) -> Vec<Handoff<B>> {
-    let mut mesh: Vec<Handoff<B>> =
-        (0..workers).map(|_| Handoff { to: (0..workers).map(|_| None).collect(), from: Vec::new() }).collect();
+    let mut mesh: Vec<Handoff<B>> = (0..workers)
+        .map(|_| Handoff {
+            to: (0..workers).map(|_| None).collect(),
+            from: Vec::new(),
+            copy_to: Vec::new(),
+            copy_from: Vec::new(),
+        })
+        .collect();
     for src in 0..workers {
         for dst in 0..workers {
             if src != dst {
                 let (p, c) = rtrb::RingBuffer::new(HANDOFF_RING);
                 mesh[src].to[dst] = Some(p);
                 mesh[dst].from.push(c);
+            }
+        }
+    }
+    mesh
+}
+
+/// As [`handoff_mesh`], for ports whose buffers cannot leave their queue (AF_XDP:
+/// each queue has its own UMEM). A packet another worker owns is copied into one of
+/// [`HANDOFF_COPY_SLOTS`] preallocated slots of the link, its buffer freed where it
+/// arrived; the owner copies it into a buffer of its own queue
+/// ([`Port::alloc_copy`]) and returns the slot. No allocation after start-up.
+pub fn handoff_mesh_copying<B>(workers: usize) -> Vec<Handoff<B>> {
+    let mut mesh: Vec<Handoff<B>> = (0..workers)
+        .map(|_| Handoff {
+            to: Vec::new(),
+            from: Vec::new(),
+            copy_to: (0..workers).map(|_| None).collect(),
+            copy_from: Vec::new(),
+        })
+        .collect();
+    for src in 0..workers {
+        for dst in 0..workers {
+            if src != dst {
+                let (full_p, full_c) = rtrb::RingBuffer::new(HANDOFF_COPY_SLOTS);
+                let (mut empty_p, empty_c) = rtrb::RingBuffer::new(HANDOFF_COPY_SLOTS);
+                for _ in 0..HANDOFF_COPY_SLOTS {
+                    // Cannot fail: the ring has exactly this many places.
+                    let _ = empty_p.push(FrameCopy::new());
+                }
+                mesh[src].copy_to[dst] = Some(CopyOut { full: full_p, empty: empty_c });
+                mesh[dst].copy_from.push(CopyIn { full: full_c, empty: empty_p });
             }
         }
     }
@@ -99,9 +181,10 @@ impl<P: Port> Worker<P> {
         }
         let snap = self.snap.get();
         self.port.rx_burst(&mut self.rx, BURST);
-        // Steer: hand packets whose flow another worker owns to that worker (when the
-        // port's buffers can move between queues; otherwise the receiving worker keeps
-        // them: ICMP errors then fall back to the Maglev choice of the quoted flow).
+        // Steer: hand packets whose flow another worker owns to that worker: the
+        // buffer itself when the port's buffers can move between queues, else a copy
+        // (when the mesh has copying links; without them the receiving worker keeps
+        // the packet: ICMP errors then fall back to the Maglev choice of the quoted flow).
         if self.pipeline.workers > 1 && self.port.buffers_move_between_queues() {
             let me = self.pipeline.worker;
             for b in self.rx.drain(..) {
@@ -133,6 +216,14 @@ impl<P: Port> Worker<P> {
                     }
                 }
             }
+        } else if self.pipeline.workers > 1 && !self.handoff.copy_to.is_empty() {
+            steer_by_copy(
+                &mut self.pipeline,
+                &mut self.handoff,
+                &mut self.port,
+                (&mut self.rx, &mut self.work, &mut self.free),
+                snap,
+            );
         } else {
             std::mem::swap(&mut self.rx, &mut self.work);
         }
@@ -200,5 +291,191 @@ impl<P: Port> Worker<P> {
             self.poll(now);
         }
         self.publish_stats();
+    }
+}
+
+/// The copying half of a worker's steer step (see [`handoff_mesh_copying`]): packets
+/// another worker owns go out as copies (their buffers are freed here), copies other
+/// workers sent come in as buffers of our own port. `bufs`: the worker's received,
+/// work and free lists.
+#[cold]
+fn steer_by_copy<P: Port>(
+    pipeline: &mut Pipeline,
+    handoff: &mut Handoff<P::Buf>,
+    port: &mut P,
+    bufs: (&mut Vec<P::Buf>, &mut Vec<P::Buf>, &mut Vec<P::Buf>),
+    snap: &Snapshot,
+) {
+    let (rx, work, free) = bufs;
+    let me = pipeline.worker;
+    for b in rx.drain(..) {
+        let owner = match pipeline.steer(b.data(), snap) {
+            Some(owner) if owner != me => owner,
+            _ => {
+                work.push(b);
+                continue;
+            }
+        };
+        let Some(Some(link)) = handoff.copy_to.get_mut(usize::from(owner)) else {
+            work.push(b);
+            continue;
+        };
+        let frame = b.data();
+        if frame.len() > HANDOFF_COPY_MAX {
+            pipeline.counters.drop(DropReason::HandoffFull);
+        } else if let Ok(mut slot) = link.empty.pop() {
+            slot.bytes[..frame.len()].copy_from_slice(frame);
+            slot.len = frame.len();
+            // Cannot fail: the link has as many places as slots.
+            let _ = link.full.push(slot);
+            pipeline.counters.inc(Counter::HandoffOut);
+        } else {
+            pipeline.counters.drop(DropReason::HandoffFull);
+        }
+        free.push(b);
+    }
+    for link in handoff.copy_from.iter_mut() {
+        while work.len() < work.capacity() {
+            let Ok(slot) = link.full.pop() else { break };
+            match port.alloc_copy(slot.frame()) {
+                Some(b) => {
+                    pipeline.counters.inc(Counter::HandoffIn);
+                    work.push(b);
+                }
+                // No free buffer on our queue: dropped like a full ring.
+                None => pipeline.counters.drop(DropReason::HandoffFull),
+            }
+            // Cannot fail: the link has as many places as slots.
+            let _ = link.empty.push(slot);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use common::config::Config;
+    use l4lb_tests::builder::{IpOpts, mac, tcp_frame};
+
+    use super::*;
+    use crate::port::memory::{HeapBuf, MemoryPort};
+    use crate::rss;
+    use crate::snapshot_cell::SnapshotCell;
+
+    const CONFIG: &str = r#"
+        [node]
+        mac = "02:00:00:00:00:01"
+        gateway_mac = "02:00:00:00:00:fe"
+        ipv4 = "10.0.0.2"
+        [[vip]]
+        name = "api"
+        address = "203.0.113.5"
+        port = 80
+        protocol = "tcp"
+        forwarding = "dnat"
+          [[vip.backend]]
+          address = "10.3.0.11"
+          port = 8080
+    "#;
+
+    fn frame(src: &str, dst: &str, sport: u16, dport: u16) -> Vec<u8> {
+        let (lb, gw) = (mac("02:00:00:00:00:01"), mac("02:00:00:00:00:fe"));
+        tcp_frame(lb, gw, src, dst, sport, dport, 0x10, b"x", IpOpts::default())
+    }
+
+    /// Two workers over ports whose buffers cannot move between queues (AF_XDP's
+    /// case), worker 1 owning the flow. The DNAT request arrives on worker `req_at`,
+    /// its reply on worker 0.
+    fn run(copying: bool, req_at: usize) -> (Worker<MemoryPort>, Worker<MemoryPort>) {
+        let cfg = Config::from_toml_str(CONFIG).expect("config");
+        let snap = Arc::new(Snapshot::build(&cfg, None));
+        let cell = SnapshotCell::new(snap.clone(), 2);
+        let mut mesh = if copying { handoff_mesh_copying::<HeapBuf>(2) } else { handoff_mesh::<HeapBuf>(2) };
+        let h1 = mesh.pop().unwrap();
+        let h0 = mesh.pop().unwrap();
+        let mk = |i: u16, h| {
+            let mut port = MemoryPort::new();
+            port.fixed_buffers = true;
+            Worker::new(port, Pipeline::new(i, 2, 1024, &snap), cell.reader(usize::from(i)), h)
+        };
+        let (mut w0, mut w1) = (mk(0, h0), mk(1, h1));
+        // A client port whose flow worker 1 owns.
+        let sport = (1024u16..).find(|&p| rss::client_owner(&[172, 16, 0, 2], p, 6, 2) == 1).unwrap();
+        let req = HeapBuf::from_frame(&frame("172.16.0.2", "203.0.113.5", sport, 80));
+        if req_at == 0 {
+            w0.port.push_rx(req)
+        } else {
+            w1.port.push_rx(req)
+        }
+        w0.poll(1_000_000);
+        w1.poll(1_000_000);
+        w0.port.push_rx(HeapBuf::from_frame(&frame("10.3.0.11", "172.16.0.2", 8080, sport)));
+        w0.poll(2_000_000);
+        w1.poll(2_000_000);
+        (w0, w1)
+    }
+
+    /// Both on worker 0: worker 1 forwards the request and rewrites the reply back
+    /// to the VIP; worker 0 frees both original buffers.
+    #[test]
+    fn copying_handoff_moves_dnat_flows_to_their_owner() {
+        let (w0, w1) = run(true, 0);
+        assert!(w0.port.tx.is_empty() && w0.port.host.is_empty(), "worker 0 sends nothing itself");
+        assert_eq!(w0.port.pool.len(), 2, "worker 0 freed both received buffers");
+        assert_eq!(w0.pipeline.counters.get(Counter::HandoffOut), 2);
+        assert_eq!(w1.pipeline.counters.get(Counter::HandoffIn), 2);
+        assert_eq!(w1.port.tx.len(), 2, "worker 1 forwards the request and the reply");
+        let req = w1.port.tx[0].data();
+        assert_eq!(&req[30..34], &[10, 3, 0, 11], "request to the backend");
+        assert_eq!(u16::from_be_bytes([req[36], req[37]]), 8080);
+        let rep = w1.port.tx[1].data();
+        assert_eq!(&rep[26..30], &[203, 0, 113, 5], "reply from the VIP");
+        assert_eq!(u16::from_be_bytes([rep[34], rep[35]]), 80);
+        assert_eq!(w1.pipeline.counters.get(Counter::DnatReply), 1);
+    }
+
+    /// The request on its owner, the reply on the other queue (what RSS does to DNAT
+    /// replies): with copying links the reply reaches the owner and is rewritten;
+    /// without them it stays on worker 0, which never saw the flow and gives it to
+    /// the host (the failure the copying mesh exists for).
+    #[test]
+    fn a_reply_on_the_wrong_queue_needs_the_copying_links() {
+        let (w0, w1) = run(true, 1);
+        assert!(w0.port.host.is_empty());
+        assert_eq!(w1.port.tx.len(), 2);
+        assert_eq!(w1.pipeline.counters.get(Counter::DnatReply), 1);
+
+        let (w0, w1) = run(false, 1);
+        assert_eq!(w0.port.host.len(), 1, "an unknown flow's reply goes to the host");
+        assert_eq!(w1.port.tx.len(), 1, "only the request");
+        assert_eq!(w1.pipeline.counters.get(Counter::DnatReply), 0);
+    }
+
+    #[test]
+    fn copying_handoff_counts_what_it_cannot_carry() {
+        let cfg = Config::from_toml_str(CONFIG).expect("config");
+        let snap = Arc::new(Snapshot::build(&cfg, None));
+        let cell = SnapshotCell::new(snap.clone(), 2);
+        let mut mesh = handoff_mesh_copying::<HeapBuf>(2);
+        let h1 = mesh.pop().unwrap();
+        let h0 = mesh.pop().unwrap();
+        let mut port = MemoryPort::new();
+        port.fixed_buffers = true;
+        let mut w0 = Worker::new(port, Pipeline::new(0, 2, 1024, &snap), cell.reader(0), h0);
+        drop(h1);
+        let sport = (1024u16..).find(|&p| rss::client_owner(&[172, 16, 0, 2], p, 6, 2) == 1).unwrap();
+        // More packets than the link has slots, worker 1 never polling: the rest are
+        // dropped and counted, never blocking worker 0.
+        let n = HANDOFF_COPY_SLOTS + 10;
+        for _ in 0..n {
+            w0.port.push_rx(HeapBuf::from_frame(&frame("172.16.0.2", "203.0.113.5", sport, 80)));
+        }
+        while !w0.port.rx.is_empty() {
+            w0.poll(1_000_000);
+        }
+        assert_eq!(w0.pipeline.counters.get(Counter::HandoffOut), HANDOFF_COPY_SLOTS as u64);
+        assert_eq!(w0.pipeline.counters.dropped(DropReason::HandoffFull), 10);
+        assert_eq!(w0.port.pool.len(), n, "every buffer freed");
     }
 }

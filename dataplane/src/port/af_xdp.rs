@@ -589,6 +589,20 @@ impl Port for XskQueue {
         false
     }
 
+    /// A frame of this queue's UMEM holding a copy of `frame`: how workers hand
+    /// packets to one another here (see `dataplane::worker::handoff_mesh_copying`).
+    fn alloc_copy(&mut self, frame: &[u8]) -> Option<XskBuf> {
+        let mut b = self.alloc()?;
+        if !b.append(frame.len()) {
+            if self.give_back(&b) {
+                self.free_frames.push(b.addr);
+            }
+            return None;
+        }
+        b.data_mut().copy_from_slice(frame);
+        Some(b)
+    }
+
     fn stats(&self) -> PortStats {
         let mut s = self.stats;
         if let Ok(k) = self.kernel_stats() {

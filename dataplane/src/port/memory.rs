@@ -121,6 +121,9 @@ pub struct MemoryPort {
     /// When false, `tx_burst` recycles buffers into `pool` instead of keeping them
     /// (benchmarks: nothing accumulates).
     pub keep_tx: bool,
+    /// Behave like a port whose buffers cannot move between queues (AF_XDP), so
+    /// that workers hand packets over by copy (tests of that path).
+    pub fixed_buffers: bool,
     stats: PortStats,
 }
 
@@ -171,6 +174,20 @@ impl Port for MemoryPort {
 
     fn stats(&self) -> PortStats {
         self.stats
+    }
+
+    fn buffers_move_between_queues(&self) -> bool {
+        !self.fixed_buffers
+    }
+
+    /// A buffer from the pool (or a new one) holding a copy of `frame`.
+    fn alloc_copy(&mut self, frame: &[u8]) -> Option<HeapBuf> {
+        if frame.len() > BUF_SIZE - HEADROOM {
+            return None;
+        }
+        let mut b = self.pool.pop().unwrap_or_default();
+        b.set_frame(frame);
+        Some(b)
     }
 }
 
