@@ -294,6 +294,9 @@ impl<P: Port> Worker<P> {
     }
 }
 
+/// A worker's received, work and free lists.
+type BufLists<'a, B> = (&'a mut Vec<B>, &'a mut Vec<B>, &'a mut Vec<B>);
+
 /// The copying half of a worker's steer step (see [`handoff_mesh_copying`]): packets
 /// another worker owns go out as copies (their buffers are freed here), copies other
 /// workers sent come in as buffers of our own port. `bufs`: the worker's received,
@@ -303,7 +306,7 @@ fn steer_by_copy<P: Port>(
     pipeline: &mut Pipeline,
     handoff: &mut Handoff<P::Buf>,
     port: &mut P,
-    bufs: (&mut Vec<P::Buf>, &mut Vec<P::Buf>, &mut Vec<P::Buf>),
+    bufs: BufLists<'_, P::Buf>,
     snap: &Snapshot,
 ) {
     let (rx, work, free) = bufs;
