@@ -243,6 +243,17 @@ impl Counters {
         }
     }
 
+    /// Take back the backend's part of a [`Counters::vip_backend`] for a packet that
+    /// did not go to the backend after all (ICMP "too big" answered instead, or
+    /// dropped); the VIP keeps it. Off the common path.
+    #[cold]
+    pub fn backend_unsent(&mut self, vip: u16, slot: u16, bytes: usize) {
+        if let Some(b) = self.vips.get_mut(usize::from(vip)).and_then(|v| v.backends.get_mut(usize::from(slot))) {
+            b.packets = b.packets.saturating_sub(1);
+            b.bytes = b.bytes.saturating_sub(bytes as u64);
+        }
+    }
+
     /// Count a packet for a VIP without a backend (e.g. echo answered, dropped for no backend).
     #[inline]
     pub fn vip_only(&mut self, vip: u16, bytes: usize) {

@@ -241,6 +241,9 @@ fn every_malformation_is_dropped_with_its_reason() {
         assert_eq!(lb.drops(*reason), before + 1, "case {i} ({reason:?})");
     }
     assert_eq!(lb.pipe.counters.get(Counter::DropPackets), cases.len() as u64);
+    // Dropped packets (the DNAT TTL case included) were sent to no backend.
+    let sent: u64 = lb.pipe.counters.vips.iter().flat_map(|v| &v.backends).map(|b| b.packets).sum();
+    assert_eq!(sent, 0, "backend counters count only packets sent to the backend");
 }
 
 #[test]
@@ -280,6 +283,11 @@ fn too_big_without_df_is_dropped_and_with_df_answered() {
     assert_eq!(&out[14 + 12..14 + 20], &expected[14 + 12..14 + 20], "addresses");
     assert_eq!(csum(&[&out[14..34]]), 0, "IPv4 header checksum");
     assert_eq!(lb.pipe.counters.get(Counter::IcmpTooBigSent), 1);
+    // Both packets count for the VIP; neither went to the backend.
+    let vc = &lb.pipe.counters.vips[0];
+    assert_eq!(vc.total.packets, 2);
+    assert_eq!(vc.backends.iter().map(|b| b.packets).sum::<u64>(), 0, "nothing was sent to a backend");
+    assert_eq!(vc.backends.iter().map(|b| b.bytes).sum::<u64>(), 0);
 }
 
 #[test]

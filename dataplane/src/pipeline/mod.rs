@@ -292,13 +292,18 @@ impl Pipeline {
             self.counters.vip_only(vip_id, len);
             return Err(DropReason::NoBackend);
         }
+        // Counted for the backend up front (the common case); the rare outcomes that
+        // do not reach it take it back (`backend_unsent`).
         self.counters.vip_backend(vip_id, slot, len);
         match vip.forwarding {
-            Forwarding::Gre | Forwarding::Ipip => self.encap(snap, b, p, vip, slot),
+            Forwarding::Gre | Forwarding::Ipip => self.encap(snap, b, p, (vip_id, vip), slot, len),
             Forwarding::Dnat => {
                 let backend = &vip.backends[usize::from(slot)];
                 let port = nat::backend_port(vip, backend);
-                nat::rewrite_buf(b, p, &snap.node, End::Destination, &backend.address, port)?;
+                if let Err(r) = nat::rewrite_buf(b, p, &snap.node, End::Destination, &backend.address, port) {
+                    self.counters.backend_unsent(vip_id, slot, len);
+                    return Err(r);
+                }
                 // The reply's key, so that the backend's answers find their VIP.
                 let port_out = port.unwrap_or(p.key.dst_port());
                 if let Some(rk) = FlowKey::new(backend.address, p.key.src_addr(), port_out, p.key.src_port(), p.proto) {
@@ -347,23 +352,33 @@ impl Pipeline {
         }
     }
 
-    /// Encapsulate towards backend `slot`, answering with ICMP when too big.
+    /// Encapsulate towards backend `slot` of VIP `vip` (its id and entry), answering
+    /// with ICMP when too big. The packet (`len` bytes as received) was counted for the
+    /// backend: when it does not go there, the count is taken back.
     #[inline(always)]
     fn encap<B: PacketBuf>(
         &mut self,
         snap: &Snapshot,
         b: &mut B,
         p: &Parsed,
-        vip: &VipEntry,
+        vip: (u16, &VipEntry),
         slot: u16,
+        len: usize,
     ) -> Result<Verdict, DropReason> {
-        let Some(outer) = vip.tunnels.get(usize::from(slot)) else { return Err(DropReason::NoTunnelSource) };
+        let (vip_id, vip) = vip;
+        let Some(outer) = vip.tunnels.get(usize::from(slot)) else {
+            self.counters.backend_unsent(vip_id, slot, len);
+            return Err(DropReason::NoTunnelSource);
+        };
         match encap::encapsulate(b, p, snap.node.mtu, outer) {
             Ok(()) => {
                 self.counters.inc(Counter::Encapsulated);
                 Ok(Verdict::Tx)
             }
-            Err(e) => self.encap_failed(snap, b, p, e),
+            Err(e) => {
+                self.counters.backend_unsent(vip_id, slot, len);
+                self.encap_failed(snap, b, p, e)
+            }
         }
     }
 
@@ -446,14 +461,18 @@ impl Pipeline {
                 if slot == NO_BACKEND {
                     return Err(DropReason::NoBackend);
                 }
-                self.counters.vip_backend(vip_id, slot, b.len());
+                let len = b.len();
+                self.counters.vip_backend(vip_id, slot, len);
                 self.counters.inc(Counter::IcmpErrorsForwarded);
                 match vip.forwarding {
-                    Forwarding::Gre | Forwarding::Ipip => self.encap(snap, b, p, vip, slot),
+                    Forwarding::Gre | Forwarding::Ipip => self.encap(snap, b, p, (vip_id, vip), slot, len),
                     Forwarding::Dnat => {
                         let backend = &vip.backends[usize::from(slot)];
                         let port = nat::backend_port(vip, backend);
-                        icmp::dnat_error(b.data_mut(), p, &snap.node, quote, &backend.address, port)?;
+                        if let Err(r) = icmp::dnat_error(b.data_mut(), p, &snap.node, quote, &backend.address, port) {
+                            self.counters.backend_unsent(vip_id, slot, len);
+                            return Err(r);
+                        }
                         Ok(Verdict::Tx)
                     }
                 }
@@ -477,14 +496,18 @@ impl Pipeline {
             self.counters.vip_only(vip_id, b.len());
             return Err(DropReason::NoBackend);
         }
-        self.counters.vip_backend(vip_id, slot, b.len());
+        let len = b.len();
+        self.counters.vip_backend(vip_id, slot, len);
         match vip.forwarding {
-            Forwarding::Gre | Forwarding::Ipip => self.encap(snap, b, p, vip, slot),
+            Forwarding::Gre | Forwarding::Ipip => self.encap(snap, b, p, (vip_id, vip), slot, len),
             Forwarding::Dnat => {
                 let backend = &vip.backends[usize::from(slot)];
                 // Only the first fragment carries the port.
                 let port = if p.frag == Frag::First { nat::backend_port(vip, backend) } else { None };
-                nat::rewrite_buf(b, p, &snap.node, End::Destination, &backend.address, port)?;
+                if let Err(r) = nat::rewrite_buf(b, p, &snap.node, End::Destination, &backend.address, port) {
+                    self.counters.backend_unsent(vip_id, slot, len);
+                    return Err(r);
+                }
                 self.counters.inc(Counter::DnatForward);
                 Ok(Verdict::Tx)
             }
