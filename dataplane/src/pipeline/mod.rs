@@ -296,7 +296,7 @@ impl Pipeline {
         // do not reach it take it back (`backend_unsent`).
         self.counters.vip_backend(vip_id, slot, len);
         match vip.forwarding {
-            Forwarding::Gre | Forwarding::Ipip => self.encap(snap, b, p, (vip_id, vip), slot, len),
+            Forwarding::Gre | Forwarding::Ipip => self.encap(snap, b, p, vip, slot),
             Forwarding::Dnat => {
                 let backend = &vip.backends[usize::from(slot)];
                 let port = nat::backend_port(vip, backend);
@@ -352,33 +352,27 @@ impl Pipeline {
         }
     }
 
-    /// Encapsulate towards backend `slot` of VIP `vip` (its id and entry), answering
-    /// with ICMP when too big. The packet (`len` bytes as received) was counted for the
-    /// backend: when it does not go there, the count is taken back.
+    /// Encapsulate towards backend `slot` of `vip`, answering with ICMP when too big.
+    /// The packet was counted for the backend: when it does not go there, the count
+    /// is taken back (in the cold path, so that the common one keeps no extra values).
     #[inline(always)]
     fn encap<B: PacketBuf>(
         &mut self,
         snap: &Snapshot,
         b: &mut B,
         p: &Parsed,
-        vip: (u16, &VipEntry),
+        vip: &VipEntry,
         slot: u16,
-        len: usize,
     ) -> Result<Verdict, DropReason> {
-        let (vip_id, vip) = vip;
         let Some(outer) = vip.tunnels.get(usize::from(slot)) else {
-            self.counters.backend_unsent(vip_id, slot, len);
-            return Err(DropReason::NoTunnelSource);
+            return self.encap_failed(snap, b, p, EncapError::NoSource, (vip, slot));
         };
         match encap::encapsulate(b, p, snap.node.mtu, outer) {
             Ok(()) => {
                 self.counters.inc(Counter::Encapsulated);
                 Ok(Verdict::Tx)
             }
-            Err(e) => {
-                self.counters.backend_unsent(vip_id, slot, len);
-                self.encap_failed(snap, b, p, e)
-            }
+            Err(e) => self.encap_failed(snap, b, p, e, (vip, slot)),
         }
     }
 
@@ -391,7 +385,18 @@ impl Pipeline {
         b: &mut B,
         p: &Parsed,
         e: EncapError,
+        counted: (&VipEntry, u16),
     ) -> Result<Verdict, DropReason> {
+        // Not sent to the backend after all. The VIP's index from its place in the
+        // snapshot's list; the length as received (encapsulate fails before it
+        // changes the frame, except for headroom, which DPDK, AF_XDP and the heap
+        // buffers always have).
+        let (vip, slot) = counted;
+        let vip_id = (vip as *const VipEntry as usize).wrapping_sub(snap.vips.as_ptr() as usize)
+            / std::mem::size_of::<VipEntry>().max(1);
+        if let Ok(vip_id) = u16::try_from(vip_id) {
+            self.counters.backend_unsent(vip_id, slot, b.len());
+        }
         match e {
             EncapError::TooBig { inner_mtu } => {
                 // IPv4 with DF: "fragmentation needed"; IPv6: "packet too big";
@@ -465,7 +470,7 @@ impl Pipeline {
                 self.counters.vip_backend(vip_id, slot, len);
                 self.counters.inc(Counter::IcmpErrorsForwarded);
                 match vip.forwarding {
-                    Forwarding::Gre | Forwarding::Ipip => self.encap(snap, b, p, (vip_id, vip), slot, len),
+                    Forwarding::Gre | Forwarding::Ipip => self.encap(snap, b, p, vip, slot),
                     Forwarding::Dnat => {
                         let backend = &vip.backends[usize::from(slot)];
                         let port = nat::backend_port(vip, backend);
@@ -499,7 +504,7 @@ impl Pipeline {
         let len = b.len();
         self.counters.vip_backend(vip_id, slot, len);
         match vip.forwarding {
-            Forwarding::Gre | Forwarding::Ipip => self.encap(snap, b, p, (vip_id, vip), slot, len),
+            Forwarding::Gre | Forwarding::Ipip => self.encap(snap, b, p, vip, slot),
             Forwarding::Dnat => {
                 let backend = &vip.backends[usize::from(slot)];
                 // Only the first fragment carries the port.
