@@ -54,6 +54,9 @@ pub mod limits {
     pub const MTU_MIN_IPV6: u16 = 1280;
     pub const MTU_MAX: u16 = 9216;
     pub const WORKERS_MAX: usize = 64;
+    /// Flows per worker: 2^30 (about 63 GiB of table per worker). What the machine
+    /// can actually hold is checked when the tables are made (`l4lb run`/`replay`).
+    pub const FLOW_TABLE_CAPACITY_MAX: usize = 1 << 30;
     pub const TABLE_SIZE_MAX: u32 = crate::maglev::MAX_TABLE_SIZE;
     pub const BACKENDS_MAX: usize = crate::maglev::MAX_BACKENDS;
     pub const RING_SIZE_MIN: u32 = 64;

@@ -3,6 +3,7 @@
 pub mod cli;
 pub mod commands;
 pub mod events;
+pub mod flow_memory;
 pub mod r#gen;
 pub mod live_gen;
 pub mod publish;

@@ -91,7 +91,11 @@ pub fn run(cfg: Config, opts: &ReplayOptions) -> Result<(RunStats, std::sync::Ar
     let mut publisher = Publisher::new(cfg, n);
     let cell = publisher.cell();
     let snap0 = publisher.snapshot();
-    let mut pipes: Vec<Pipeline> = (0..n).map(|i| Pipeline::new(i as u16, n as u16, capacity, &snap0)).collect();
+    crate::flow_memory::check(capacity, n)?;
+    let mut pipes = Vec::with_capacity(n);
+    for i in 0..n {
+        pipes.push(Pipeline::try_new(i as u16, n as u16, capacity, &snap0).map_err(|e| anyhow::anyhow!("{e}"))?);
+    }
     let mut readers: Vec<SnapshotReader> = (0..n).map(|i| cell.reader(i)).collect();
     drop(snap0);
 

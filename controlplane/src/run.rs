@@ -203,6 +203,7 @@ where
     }
     let cores = cfg.io.as_ref().map(|io| io.cores.clone()).unwrap_or_default();
     let capacity = cfg.dataplane.flow_table_capacity;
+    crate::flow_memory::check(capacity, n)?;
     let mut publisher = Publisher::new(cfg, n);
     let cell = publisher.cell();
     on_snapshot(&publisher.snapshot());
@@ -246,7 +247,13 @@ where
                         return;
                     }
                 };
-                let pipeline = Pipeline::new(i as u16, n as u16, capacity, &snap);
+                let pipeline = match Pipeline::try_new(i as u16, n as u16, capacity, &snap) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        let _ = ready.send(Err(format!("worker {i}: {e}")));
+                        return;
+                    }
+                };
                 drop(snap);
                 let mut w = Worker::new(q, pipeline, reader, h);
                 let _ = ready.send(Ok(w.stats_handle()));

@@ -331,4 +331,12 @@ fn bad_options_and_inputs_fail_with_one_line() {
     let r = replay(&cfg, &input, &out, 1, &["--events", ev.to_str().unwrap()]);
     assert!(!r.status.success());
     assert!(String::from_utf8_lossy(&r.stderr).contains("nope"));
+    // A flow table the machine cannot hold (2^30 flows per worker, about 63 GiB each,
+    // times 4 workers): refused up front in one line, never a panic or the OOM killer.
+    let huge = write_config(&dir, &CONFIG.replace("flow_table_capacity = 65536", "flow_table_capacity = 1073741824"));
+    let r = replay(&huge, &input, &out, 4, &[]);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(1), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("flow_table_capacity"), "{err}");
 }

@@ -184,19 +184,48 @@ impl FlowTable {
     /// A table sized for `capacity` IPv4 flows *and* `capacity` IPv6 flows (each
     /// family has its own sub-table, so any mix of families fits). Allocates and
     /// writes all its memory now: about 31.5 bytes per flow of each family.
+    ///
+    /// # Panics
+    /// If the memory cannot be mapped (like a `Vec` that cannot allocate); see
+    /// [`FlowTable::try_new`].
     pub fn new(capacity: usize, timeouts: FlowTimeouts) -> FlowTable {
-        FlowTable::with_capacities(capacity, capacity, timeouts)
+        FlowTable::try_new(capacity, timeouts).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`FlowTable::new`], with an error (naming the size) when the memory cannot be mapped.
+    pub fn try_new(capacity: usize, timeouts: FlowTimeouts) -> Result<FlowTable, String> {
+        FlowTable::try_with_capacities(capacity, capacity, timeouts)
     }
 
     /// A table with its own capacity per family (a family given 0 still gets one
     /// bucket).
+    ///
+    /// # Panics
+    /// If the memory cannot be mapped.
     pub fn with_capacities(v4_capacity: usize, v6_capacity: usize, timeouts: FlowTimeouts) -> FlowTable {
-        FlowTable {
-            v4: SubTable::new(v4_capacity, BUDGET_X256),
-            v6: SubTable::new(v6_capacity, BUDGET_X256),
+        FlowTable::try_with_capacities(v4_capacity, v6_capacity, timeouts).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`FlowTable::with_capacities`], with an error when the memory cannot be mapped.
+    pub fn try_with_capacities(
+        v4_capacity: usize,
+        v6_capacity: usize,
+        timeouts: FlowTimeouts,
+    ) -> Result<FlowTable, String> {
+        let err = |e: String| format!("flow table for {v4_capacity} flows: {e}");
+        Ok(FlowTable {
+            v4: SubTable::new(v4_capacity, BUDGET_X256).map_err(err)?,
+            v6: SubTable::new(v6_capacity, BUDGET_X256).map_err(err)?,
             timeouts,
             seeds: Seeds::new(DEFAULT_SEED),
-        }
+        })
+    }
+
+    /// The bytes of buckets a table of `capacity` flows per family maps (both
+    /// families), before making one: for a memory check up front.
+    pub fn bytes_for(capacity: usize) -> usize {
+        let one = SubTable::buckets_for(capacity, BUDGET_X256).saturating_mul(std::mem::size_of::<bucket::Bucket>());
+        one.saturating_mul(2)
     }
 
     /// Use another hash seed (e.g. a random one, so that an outsider cannot aim

@@ -188,7 +188,7 @@ fn dataplane(raw: Option<&RawDataplane>, e: &mut Errors) -> DataplaneConfig {
             r.flow_table_capacity,
             d.flow_table_capacity,
             1,
-            i64::MAX,
+            limits::FLOW_TABLE_CAPACITY_MAX as i64,
         )
         .unwrap_or(d.flow_table_capacity),
         tcp_established_timeout: duration(

@@ -245,6 +245,10 @@ fn node_rules() {
     assert_error(&with_node(WEB).replace("fd00::2", "10.0.0.3"), "node: ipv6: \"10.0.0.3\" is an IPv4 address");
     assert_error(&with_node(WEB).replace("[node]", "[node]\nmtu = 1000"), "node: mtu: 1000 is below 1280");
     assert_error(&with_node(WEB).replace("[node]", "[node]\nmtu = 9217"), "node: mtu: 9217 is out of range");
+    assert_error(
+        &(with_node(WEB) + "\n[dataplane]\nflow_table_capacity = 1000000000000\n"),
+        "dataplane: flow_table_capacity: 1000000000000 is out of range 1..=1073741824",
+    );
     // No IPv6 anywhere: 1000 is fine.
     let v4only = with_node(WEB).replace("ipv6 = \"fd00::2\"", "").replace("[node]", "[node]\nmtu = 1000");
     assert_eq!(Config::from_toml_str(&v4only).unwrap().node.mtu, 1000);

@@ -127,6 +127,12 @@ fn dataplane(cfg: &Config, e: &mut Errors) {
     }
     if d.flow_table_capacity == 0 {
         e.push(p, "flow_table_capacity", "must be at least 1");
+    } else if d.flow_table_capacity > limits::FLOW_TABLE_CAPACITY_MAX {
+        e.push(
+            p,
+            "flow_table_capacity",
+            format!("{} is out of range 1..={}", d.flow_table_capacity, limits::FLOW_TABLE_CAPACITY_MAX),
+        );
     }
     let timeouts: [(&str, Duration); 3] = [
         ("tcp_established_timeout", d.tcp_established_timeout),

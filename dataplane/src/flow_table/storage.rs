@@ -46,21 +46,17 @@ pub(super) struct BucketMem<B> {
 }
 
 impl<B: FromBytes + IntoBytes + KnownLayout + Immutable> BucketMem<B> {
-    /// `n` (at least 1) empty buckets, every page written.
-    ///
-    /// # Panics
-    /// If the memory cannot be mapped (like a `Vec` that cannot allocate).
-    pub(super) fn new(n: usize) -> Self {
+    /// `n` (at least 1) empty buckets, every page written; an error naming the size
+    /// when the memory cannot be mapped.
+    pub(super) fn new(n: usize) -> Result<Self, String> {
         let size = size_of::<B>();
         assert!(size > 0 && size.is_multiple_of(align_of::<B>()) && align_of::<B>() <= PAGE);
-        let len = n.max(1).checked_mul(size).expect("flow table size overflows");
+        let len = n.max(1).checked_mul(size).ok_or_else(|| format!("{n} buckets of {size} bytes overflow"))?;
         let advise = len >= HUGE_PAGE;
         // Slack to align the buckets on a huge page boundary.
         let map_len = len.next_multiple_of(PAGE) + if advise { HUGE_PAGE } else { 0 };
-        let mut map = MmapOptions::new()
-            .len(map_len)
-            .map_anon()
-            .unwrap_or_else(|e| panic!("flow table: cannot map {map_len} bytes: {e}"));
+        let mut map =
+            MmapOptions::new().len(map_len).map_anon().map_err(|e| format!("cannot map {map_len} bytes: {e}"))?;
         let base = map.as_ptr().addr();
         let offset = if advise { base.next_multiple_of(HUGE_PAGE) - base } else { 0 };
         let whole = len / HUGE_PAGE * HUGE_PAGE;
@@ -72,7 +68,7 @@ impl<B: FromBytes + IntoBytes + KnownLayout + Immutable> BucketMem<B> {
         }
         let mem = BucketMem { map, offset, len, huge_len, _buckets: PhantomData };
         assert_eq!(mem.buckets().len(), n.max(1), "bucket bytes are not aligned or sized for the bucket type");
-        mem
+        Ok(mem)
     }
 
     /// All the buckets (sweeps, iteration). The cast checks only the alignment and

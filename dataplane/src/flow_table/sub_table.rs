@@ -37,13 +37,18 @@ pub(super) struct SubTable {
 impl SubTable {
     /// A table for `capacity` flows with `budget_per_flow / 256` bytes per flow:
     /// `ceil(capacity * budget / 256 / size_of::<Bucket>())` buckets, at least one.
-    pub(super) fn new(capacity: usize, budget_x256: usize) -> Self {
-        let bucket_bytes = std::mem::size_of::<Bucket>();
-        let n = capacity.saturating_mul(budget_x256).div_ceil(256 * bucket_bytes).max(1);
+    pub(super) fn new(capacity: usize, budget_x256: usize) -> Result<Self, String> {
+        let n = Self::buckets_for(capacity, budget_x256);
         // The only allocation: zeroed (empty) buckets, on huge pages if big enough,
         // every page written now so that none is first touched on the packet path.
-        let buckets = BucketMem::new(n);
-        SubTable { buckets, n, capacity, stats: FlowTableStats::default(), sweep_cursor: 0 }
+        let buckets = BucketMem::new(n)?;
+        Ok(SubTable { buckets, n, capacity, stats: FlowTableStats::default(), sweep_cursor: 0 })
+    }
+
+    /// Buckets a table for `capacity` flows gets.
+    pub(super) fn buckets_for(capacity: usize, budget_x256: usize) -> usize {
+        let bucket_bytes = std::mem::size_of::<Bucket>();
+        capacity.saturating_mul(budget_x256).div_ceil(256 * bucket_bytes).max(1)
     }
 
     pub(super) fn capacity(&self) -> usize {

@@ -88,17 +88,25 @@ fn next_class(cur: FlowClass, p: &Parsed) -> FlowClass {
 
 impl Pipeline {
     /// A pipeline for worker `worker` of `workers`, with a flow table of `capacity`.
+    ///
+    /// # Panics
+    /// If the flow table's memory cannot be mapped; see [`Pipeline::try_new`].
     pub fn new(worker: u16, workers: u16, capacity: usize, snap: &Snapshot) -> Self {
+        Self::try_new(worker, workers, capacity, snap).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Pipeline::new`], with an error when the flow table's memory cannot be mapped.
+    pub fn try_new(worker: u16, workers: u16, capacity: usize, snap: &Snapshot) -> Result<Self, String> {
         let mut p = Pipeline {
             worker,
             workers: workers.max(1),
-            flows: FlowTable::new(capacity, flow_timeouts(snap)),
+            flows: FlowTable::try_new(capacity, flow_timeouts(snap))?,
             counters: Counters::default(),
             snap_version: 0,
             parsed: vec![Parsed::EMPTY; BURST],
         };
         p.on_snapshot(snap);
-        p
+        Ok(p)
     }
 
     /// Take a new snapshot into account (burst boundary, off the packet path).
