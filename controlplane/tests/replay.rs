@@ -340,3 +340,28 @@ fn bad_options_and_inputs_fail_with_one_line() {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("flow_table_capacity"), "{err}");
 }
+
+/// "Any size": a capture's frames longer than a jumbo Ethernet frame are replayed
+/// whole. One to a non-VIP address goes to the host unchanged; one to a GRE VIP
+/// (DF set) is too big for the MTU and answered with ICMP "fragmentation needed".
+#[test]
+fn frames_longer_than_jumbo_are_replayed_whole() {
+    let dir = tmpdir("test", "huge-frames");
+    let cfg = write_config(&dir, CONFIG);
+    let (lb, client) = (mac("02:00:00:00:00:01"), mac("02:00:00:00:00:aa"));
+    let payload = vec![0x5a; 12_000];
+    let to_host = tcp_frame(lb, client, "172.16.0.5", "192.0.2.99", 40000, 80, 0x10, &payload, IpOpts::default());
+    let to_vip = tcp_frame(lb, client, "172.16.0.5", "198.51.100.10", 40000, 80, 0x10, &payload, IpOpts::default());
+    let input = dir.join("in.pcap");
+    write_pcap(&input, &[to_host.clone(), to_vip], 1_700_000_000_000_000, 1000);
+    let (out, host) = (dir.join("out.pcap"), dir.join("host.pcap"));
+    let r = replay(&cfg, &input, &out, 1, &["--host-output", host.to_str().unwrap()]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let host_frames = read_pcap(&host);
+    assert_eq!(host_frames.len(), 1);
+    assert_eq!(host_frames[0].1, to_host, "the host gets the whole frame");
+    let sent = read_pcap(&out);
+    assert_eq!(sent.len(), 1, "one ICMP answer");
+    let icmp = &sent[0].1;
+    assert_eq!((icmp[23], icmp[34], icmp[35]), (1, 3, 4), "ICMP type 3 code 4");
+}

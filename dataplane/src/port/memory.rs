@@ -37,16 +37,21 @@ impl HeapBuf {
         HeapBuf { buf: vec![0u8; BUF_SIZE].into_boxed_slice(), start: HEADROOM, len: 0, seq: 0, ts_ns: 0 }
     }
 
-    /// A buffer holding a copy of `frame` (frames longer than the buffer are cut).
+    /// A buffer holding a copy of `frame`.
     pub fn from_frame(frame: &[u8]) -> Self {
         let mut b = Self::new();
         b.set_frame(frame);
         b
     }
 
-    /// Reset to hold a copy of `frame`, with full headroom.
+    /// Reset to hold a copy of `frame`, with full headroom. A frame longer than the
+    /// buffer's room (more than 9280 bytes: a capture may hold anything up to its
+    /// snaplen) gets a buffer of its own size, the only time a buffer reallocates.
     pub fn set_frame(&mut self, frame: &[u8]) {
-        let n = frame.len().min(BUF_SIZE - HEADROOM);
+        if frame.len() > self.buf.len() - HEADROOM {
+            self.buf = vec![0u8; HEADROOM + frame.len() + 64].into_boxed_slice();
+        }
+        let n = frame.len();
         self.start = HEADROOM;
         self.len = n;
         self.buf[HEADROOM..HEADROOM + n].copy_from_slice(&frame[..n]);
@@ -213,6 +218,18 @@ mod tests {
         assert!(b.append(3));
         assert_eq!(b.len(), 5);
         assert!(!b.append(BUF_SIZE));
+    }
+
+    #[test]
+    fn frames_longer_than_the_buffer_are_kept_whole() {
+        let big: Vec<u8> = (0..20_000u32).map(|i| i as u8).collect();
+        let mut b = HeapBuf::from_frame(&[7; 60]);
+        b.set_frame(&big);
+        assert_eq!(b.data(), &big[..]);
+        assert_eq!(b.headroom(), HEADROOM);
+        assert!(b.prepend(44), "headroom kept for encapsulation");
+        b.set_frame(&[1, 2, 3]);
+        assert_eq!(b.data(), &[1, 2, 3]);
     }
 
     #[test]

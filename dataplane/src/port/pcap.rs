@@ -188,8 +188,7 @@ impl<R: Read> PcapReader<R> {
     /// Read the next packet into `buf` (frame bytes, `ts_ns`, and `seq` = its 0-based
     /// position in the capture); `Ok(None)` at the end.
     ///
-    /// Frames longer than the buffer's room are cut to it; compare `buf.len()` with
-    /// [`Self::frame_len`] to detect that.
+    /// The frame is copied whole, whatever its length ([`HeapBuf::set_frame`]).
     pub fn next_into(&mut self, buf: &mut HeapBuf) -> Result<Option<()>, PcapError> {
         match self.next_frame()? {
             Some(_) => {
