@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::error::Errors;
 use super::raw::{RawBackend, RawConfig, RawDataplane, RawDpdk, RawIo, RawNode, RawVip};
-use super::validate::{Labels, VipLabel};
+use super::validate::{Labels, VipFieldsOk, VipLabel};
 use super::{
     BackendConfig, BackendState, Config, DataplaneConfig, DpdkConfig, Forwarding, HashMode, IoConfig, IoDriver,
     NodeConfig, Protocol, VipConfig, XdpMode, ZeroCopy, defaults, limits, parse_duration, parse_mac,
@@ -252,11 +252,24 @@ fn vip(index: usize, r: &RawVip, e: &mut Errors) -> Option<(VipConfig, VipLabel)
             None => complete = false,
         }
     }
-    let (address, port, protocol, forwarding, hash, table_size) =
-        (address?, port?, protocol?, forwarding?, hash?, table_size?);
+    // Fields that did not convert get placeholders, so that the rules that do not
+    // need them still run (every error is reported, not just the first per VIP);
+    // `ok` tells validation which ones to trust.
+    let ok = VipFieldsOk {
+        address: address.is_some(),
+        port: port.is_some(),
+        protocol: protocol.is_some(),
+        forwarding: forwarding.is_some(),
+        table_size: table_size.is_some(),
+    };
+    let address = address.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    let (port, protocol) = (port.unwrap_or(0), protocol.unwrap_or(Protocol::Tcp));
+    let forwarding = forwarding.unwrap_or(Forwarding::Gre);
+    let hash = hash.unwrap_or(HashMode::FiveTuple);
+    let table_size = table_size.unwrap_or(defaults::TABLE_SIZE);
     let name = r.name.clone().unwrap_or_else(|| VipConfig::default_name(address, port, protocol));
     let v = VipConfig { name, address, port, protocol, forwarding, hash, table_size, backends };
-    Some((v, VipLabel { index, named: r.name.is_some(), backends: backend_index, complete }))
+    Some((v, VipLabel { index, named: r.name.is_some(), backends: backend_index, complete, ok }))
 }
 
 /// Convert one backend; `vip_port`/`forwarding` are `None` when the VIP's own values
@@ -271,7 +284,8 @@ pub(crate) fn backend(
     let address = required(e, p, "address", r.address.as_deref(), "the backend's IPv4 or IPv6 address")
         .and_then(|s| ip(e, p, "address", s));
     let port = match (r.port, forwarding) {
-        (None, _) => vip_port,
+        // The VIP's port did not convert: a placeholder (the port rules are skipped).
+        (None, _) => Some(vip_port.unwrap_or(0)),
         (Some(_), Some(f)) if f.is_tunnel() => {
             e.push(
                 p,

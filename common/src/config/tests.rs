@@ -216,6 +216,8 @@ forwarding = "ipip"
         r#"vip[0] "web": backend[1] (10.1.0.11): address: 10.1.0.11 is already backend[0] of this VIP"#,
         r#"vip[0] "web": backend[2] (10.1.0.12): weight: -1 is out of range 0..=4294967295"#,
         r#"vip[1] "api": protocol: "sctp" is not one of "tcp", "udp""#,
+        // Still checked although the protocol did not convert (it does not need it).
+        r#"vip[1] "api": backend[0] (2001:db8::1): address: 2001:db8::1 is IPv6 but the VIP is IPv4"#,
         r#"vip[2] "web": name: "web" is already the name of vip[0] "web""#,
         r#"vip[2] "web": backend[0] (2001:db8::1): port: only allowed for dnat VIPs"#,
         r#"vip[2] "web": backend[1] (10.1.0.300): address: "10.1.0.300" is not an IPv4 or IPv6 address"#,
@@ -547,4 +549,39 @@ cores = [1, 2]
         let c = Config::from_toml_str(FULL).unwrap();
         assert_eq!(c.vips.len(), 2);
     }
+}
+
+/// A field that cannot be read does not hide the VIP's other mistakes: each rule
+/// that does not need the bad field still runs.
+#[test]
+fn a_bad_field_does_not_hide_the_vips_other_errors() {
+    // Bad protocol, plus a non-prime table size and a duplicate backend.
+    let text = with_node(&WEB.replace("protocol = \"tcp\"", "protocol = \"sctp\"\ntable_size = 250").replace(
+        "  address = \"10.1.0.11\"\n",
+        "  address = \"10.1.0.11\"\n  [[vip.backend]]\n  address = \"10.1.0.11\"\n",
+    ));
+    let errs = errors(&text);
+    for want in [
+        "vip[0] \"web\": protocol: \"sctp\"",
+        "vip[0] \"web\": table_size: 250 is not a prime",
+        "backend[1] (10.1.0.11): address: 10.1.0.11 is already backend[0]",
+    ] {
+        assert!(errs.iter().any(|l| l.contains(want)), "no {want:?} in {errs:#?}");
+    }
+    // Bad address and port on a second VIP with the first one's name and no backend.
+    let second =
+        "[[vip]]\nname = \"web\"\naddress = \"1.2.3.4.5\"\nport = 70000\nprotocol = \"udp\"\nforwarding = \"nat\"\n";
+    let errs = errors(&with_node(&format!("{WEB}\n{second}")));
+    for want in [
+        "vip[1] \"web\": address: \"1.2.3.4.5\"",
+        "vip[1] \"web\": port: 70000",
+        "vip[1] \"web\": forwarding: \"nat\"",
+        "vip[1] \"web\": name: \"web\" is already the name of vip[0]",
+        "vip[1] \"web\": has no backend",
+    ] {
+        assert!(errs.iter().any(|l| l.contains(want)), "no {want:?} in {errs:#?}");
+    }
+    // Placeholders never produce errors of their own (no "unspecified address", no
+    // duplicate listener among VIPs whose address did not convert).
+    assert!(!errs.iter().any(|l| l.contains("unspecified") || l.contains("already served")), "{errs:#?}");
 }

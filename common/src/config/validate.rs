@@ -29,6 +29,24 @@ pub(crate) struct VipLabel {
     pub(crate) backends: Vec<usize>,
     /// Every backend converted: rules about the whole set (count, table size) apply.
     pub(crate) complete: bool,
+    /// Which of the VIP's own fields converted (the others hold placeholders, and
+    /// the rules that need them are skipped; every other rule still runs).
+    pub(crate) ok: VipFieldsOk,
+}
+
+/// Per field of a `[[vip]]`: whether its value converted.
+#[derive(Clone, Copy)]
+pub(crate) struct VipFieldsOk {
+    pub(crate) address: bool,
+    pub(crate) port: bool,
+    pub(crate) protocol: bool,
+    pub(crate) forwarding: bool,
+    pub(crate) table_size: bool,
+}
+
+impl VipFieldsOk {
+    pub(crate) const ALL: VipFieldsOk =
+        VipFieldsOk { address: true, port: true, protocol: true, forwarding: true, table_size: true };
 }
 
 impl Labels {
@@ -45,6 +63,7 @@ impl Labels {
                     named: true,
                     backends: (0..v.backends.len()).collect(),
                     complete: true,
+                    ok: VipFieldsOk::ALL,
                 })
                 .collect(),
         }
@@ -157,18 +176,26 @@ fn vips(cfg: &Config, labels: &Labels, e: &mut Errors) {
     let mut dnat_backends: HashMap<(IpAddr, u16, u8), String> = HashMap::new();
     for (v, label) in cfg.vips.iter().zip(&labels.vips) {
         let p = vip_place(label.index, label.named.then_some(v.name.as_str()));
-        if v.name.is_empty() {
-            e.push(&p, "name", "must not be empty");
-        } else if let Some(first) = names.get(v.name.as_str()) {
-            e.push(&p, "name", format!("{:?} is already the name of {first}", v.name));
-        } else {
-            names.insert(&v.name, p.clone());
+        let ok = label.ok;
+        let listener_ok = ok.address && ok.port && ok.protocol;
+        // A derived name is only meaningful when the fields it comes from converted.
+        if label.named || listener_ok {
+            if v.name.is_empty() {
+                e.push(&p, "name", "must not be empty");
+            } else if let Some(first) = names.get(v.name.as_str()) {
+                e.push(&p, "name", format!("{:?} is already the name of {first}", v.name));
+            } else {
+                names.insert(&v.name, p.clone());
+            }
         }
-        if let Some(why) = bad_unicast(v.address) {
+        if ok.address
+            && let Some(why) = bad_unicast(v.address)
+        {
             e.push(&p, "address", format!("{} is {why}", v.address));
         }
         let key = (v.address, v.port, v.protocol.number());
-        if let Some(first) = listeners.get(&key) {
+        if !listener_ok {
+        } else if let Some(first) = listeners.get(&key) {
             e.push(
                 &p,
                 "",
@@ -177,7 +204,9 @@ fn vips(cfg: &Config, labels: &Labels, e: &mut Errors) {
         } else {
             listeners.insert(key, p.clone());
         }
-        table_size(v, label, &p, e);
+        if ok.table_size {
+            table_size(v, label, &p, e);
+        }
         backends(cfg, (labels.node_v4_ok, labels.node_v6_ok), v, label, &p, &mut dnat_backends, e);
     }
 }
@@ -230,7 +259,16 @@ fn backends(
         if let Some(why) = bad_unicast(b.address) {
             e.push(&bp, "address", format!("{} is {why}", b.address));
         }
-        backend_family(cfg, node_ok, v, b, &bp, e);
+        let ok = label.ok;
+        if !ok.forwarding {
+            continue;
+        }
+        if v.forwarding != Forwarding::Dnat || ok.address {
+            backend_family(cfg, node_ok, v, b, &bp, e);
+        }
+        if !ok.port {
+            continue;
+        }
         if v.forwarding == Forwarding::Dnat {
             if b.port == 0 && v.port != 0 {
                 e.push(&bp, "port", "0 is not a usable port for dnat");
