@@ -334,7 +334,7 @@ impl Config {
 }
 
 /// `line L, column C` (both 1-based) of a byte offset.
-fn line_column(text: &str, offset: usize) -> String {
+pub fn line_column(text: &str, offset: usize) -> String {
     let offset = offset.min(text.len());
     let before = text.get(..offset).unwrap_or(text);
     let line = before.matches('\n').count() + 1;

@@ -56,7 +56,14 @@ fn state_of(s: &str) -> Option<BackendState> {
 /// Parse an events file. Every error is reported with its event's index; the
 /// events come back sorted by time (file order among equal times).
 pub fn parse(text: &str) -> Result<Vec<Event>, Vec<String>> {
-    let raw: RawFile = toml::from_str(text).map_err(|e| vec![format!("events: {}", e.to_string().trim())])?;
+    // One line, placed like the configuration's own syntax errors.
+    let raw: RawFile = toml::from_str(text).map_err(|e| {
+        let msg = e.message().trim().replace('\n', " ");
+        match e.span() {
+            Some(span) => vec![format!("events: {}: {msg}", common::config::line_column(text, span.start))],
+            None => vec![format!("events: {msg}")],
+        }
+    })?;
     let mut errors = Vec::new();
     let mut out = Vec::new();
     for (i, e) in raw.event.iter().enumerate() {
@@ -216,5 +223,10 @@ vip = "web"
         assert!(errs.iter().any(|e| e.starts_with("event[1]") && e.contains("nope")), "{errs:?}");
         assert!(errs.iter().any(|e| e.starts_with("event[2]") && e.contains("exactly one")), "{errs:?}");
         assert!(parse("[[event]]\nat=\"1s\"\nvip=\"a\"\nremove=\"10.0.0.1\"\nextra=1\n").is_err());
+        // Syntax errors: one line, with the place, like the configuration's.
+        let e = parse("[[event]\nat = 1\n").unwrap_err();
+        assert_eq!(e.len(), 1);
+        assert!(e[0].starts_with("events: line 1, column 8: "), "{e:?}");
+        assert!(!e[0].contains('\n'), "{e:?}");
     }
 }
