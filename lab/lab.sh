@@ -2,7 +2,7 @@
 # l4lb lab: a client, a router, a one-armed load balancer and three HTTP backends,
 # each in its own network namespace on this machine. See docs/LAB.md.
 #
-#   lab/lab.sh up [dnat|gre|ipip] [--driver af_packet|af_xdp] [--balancer auto|l4lb|nft|none]
+#   lab/lab.sh up [dnat|gre|ipip] [--driver af_packet|af_xdp] [--balancer auto|l4lb|nft|none] [--workers N]
 #   lab/lab.sh curl [N]        # N requests to the VIP (IPv4 and IPv6), tally per backend
 #   lab/lab.sh backend be2 down   # up|down|drain, applied by l4lb on SIGHUP
 #   lab/lab.sh status
@@ -112,7 +112,7 @@ backend_state() {
 }
 
 write_config() {
-    local mode=$1 driver=$2 f="$RUN_DIR/l4lb.toml"
+    local mode=$1 driver=$2 workers=${3:-1} f="$RUN_DIR/l4lb.toml"
     {
         echo "# Written by lab/lab.sh up $mode --driver $driver. Topology: docs/LAB.md."
         echo "[node]"
@@ -123,7 +123,7 @@ write_config() {
         echo "mtu = $OUTER_MTU"
         echo
         echo "[dataplane]"
-        echo "workers = 1"
+        echo "workers = $workers"
         echo "flow_table_capacity = 65536"
         echo
         echo "[io]"
@@ -209,16 +209,23 @@ EOF
 }
 
 cmd_up() {
-    local mode=dnat driver=af_packet balancer=auto
+    local mode=dnat driver=af_packet balancer=auto workers=1
     while (($#)); do
         case $1 in
             dnat|gre|ipip) mode=$1 ;;
             --driver) driver=${2:?}; shift ;;
             --balancer) balancer=${2:?}; shift ;;
-            *) die "unknown argument: $1 (usage: lab.sh up [dnat|gre|ipip] [--driver af_packet|af_xdp] [--balancer auto|l4lb|nft|none])" ;;
+            --workers) workers=${2:?}; shift ;;
+            *) die "unknown argument: $1 (usage: lab.sh up [dnat|gre|ipip] [--driver af_packet|af_xdp] [--balancer auto|l4lb|nft|none] [--workers N])" ;;
         esac
         shift
     done
+    [[ $workers =~ ^[1-9][0-9]?$ ]] || die "--workers must be 1..99"
+    # One l4lb worker per RX queue of the LB's veth: with N > 1 both ends of the LB
+    # link get N queues, and the router's transmit hash spreads flows over them
+    # (like a NIC's RSS; a DNAT reply usually lands on another queue than its request).
+    local queues=()
+    ((workers > 1)) && queues=(numtxqueues "$workers" numrxqueues "$workers")
     [[ $driver == af_packet || $driver == af_xdp ]] || die "driver must be af_packet or af_xdp"
     need
     if [[ $balancer == auto ]]; then
@@ -227,7 +234,7 @@ cmd_up() {
     [[ $balancer == nft && $mode != dnat ]] && die "the nftables balancer only does dnat"
     cmd_down quiet
     mkdir -p "$RUN_DIR"
-    echo "$mode $driver $balancer" >"$RUN_DIR/mode"
+    echo "$mode $driver $balancer $workers" >"$RUN_DIR/mode"
     rm -f "$RUN_DIR/states"
 
     for ns in "${ALL_NS[@]}"; do
@@ -238,7 +245,8 @@ cmd_up() {
     # client <-> router
     ip link add eth0 netns "$NS_CLIENT" type veth peer name to-client netns "$NS_ROUTER"
     # lb <-> router (the LB's only interface)
-    ip link add eth0 netns "$NS_LB" address "$LB_MAC" type veth peer name to-lb netns "$NS_ROUTER" address "$ROUTER_LB_MAC"
+    ip link add eth0 netns "$NS_LB" address "$LB_MAC" "${queues[@]}" type veth \
+        peer name to-lb netns "$NS_ROUTER" address "$ROUTER_LB_MAC" "${queues[@]}"
     # backends: one segment, a bridge in the router namespace
     nsx "$NS_ROUTER" ip link add br-be type bridge
     for i in 0 1 2; do
@@ -328,7 +336,7 @@ cmd_up() {
     done
 
     for i in 0 1 2; do start_backend_http "$i"; done
-    write_config "$mode" "$driver"
+    write_config "$mode" "$driver" "$workers"
 
     if [[ $driver == af_packet && $balancer != nft ]]; then
         nft_afpacket_ingress
@@ -357,7 +365,7 @@ cmd_up() {
         *) die "unknown balancer $balancer" ;;
     esac
     wait_http
-    log "up: mode $mode, driver $driver, balancer $balancer. Try: lab/lab.sh curl 30"
+    log "up: mode $mode, driver $driver, balancer $balancer, $workers worker(s). Try: lab/lab.sh curl 30"
 }
 
 wait_http() {
@@ -400,12 +408,12 @@ cmd_backend() {
     local name=${1:-} state=${2:-}
     [[ $name =~ ^be[123]$ && $state =~ ^(up|down|drain)$ ]] || die "usage: lab.sh backend be1|be2|be3 up|down|drain"
     [[ -f $RUN_DIR/mode ]] || die "lab is not up"
-    local mode driver balancer
-    read -r mode driver balancer <"$RUN_DIR/mode"
+    local mode driver balancer workers
+    read -r mode driver balancer workers <"$RUN_DIR/mode"
     [[ $balancer == l4lb ]] || die "backend states need l4lb as the balancer (this lab runs: $balancer)"
     { grep -v "^$name " "$RUN_DIR/states" 2>/dev/null || true; echo "$name $state"; } >"$RUN_DIR/states.new"
     mv "$RUN_DIR/states.new" "$RUN_DIR/states"
-    write_config "$mode" "$driver" >/dev/null
+    write_config "$mode" "$driver" "${workers:-1}" >/dev/null
     local pid; pid=$(l4lb_pid)
     [[ -n $pid ]] || die "l4lb is not running in $NS_LB"
     kill -HUP "$pid"
@@ -466,5 +474,5 @@ case ${1:-} in
     status) cmd_status ;;
     curl) shift; cmd_curl "$@" ;;
     backend) shift; cmd_backend "$@" ;;
-    *) echo "usage: $0 up [dnat|gre|ipip] [--driver af_packet|af_xdp] [--balancer auto|l4lb|nft|none] | curl [N] | backend beN up|down|drain | status | down" >&2; exit 2 ;;
+    *) echo "usage: $0 up [dnat|gre|ipip] [--driver af_packet|af_xdp] [--balancer auto|l4lb|nft|none] [--workers N] | curl [N] | backend beN up|down|drain | status | down" >&2; exit 2 ;;
 esac

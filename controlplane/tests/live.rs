@@ -68,6 +68,11 @@ struct Lab {
 
 impl Lab {
     fn up(mode: &str, driver: &str) -> Option<Lab> {
+        Lab::up_with(mode, driver, 1)
+    }
+
+    /// The lab with `workers` l4lb workers (the LB's veth then has as many queues).
+    fn up_with(mode: &str, driver: &str, workers: u32) -> Option<Lab> {
         if let Some(why) = lab_skip_reason() {
             eprintln!("skipped: {why}");
             return None;
@@ -83,7 +88,8 @@ impl Lab {
         }
         let lock = LAB_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         let lab_guard = Lab { _lock: lock };
-        let out = lab(&["up", mode, "--driver", driver, "--balancer", "l4lb"]);
+        let workers = workers.to_string();
+        let out = lab(&["up", mode, "--driver", driver, "--balancer", "l4lb", "--workers", &workers]);
         let log = std::fs::read_to_string(repo().join("lab/run/l4lb.log")).unwrap_or_default();
         assert!(
             out.status.success(),
@@ -277,6 +283,31 @@ fn dnat_over_af_xdp() {
     assert_spread(&lab, "dnat/af_xdp");
     assert_host_traffic("dnat/af_xdp");
     assert_down_keeps_established(&lab, "dnat/af_xdp");
+}
+
+/// Two AF_XDP queues, a worker each. The router's transmit hash spreads flows over
+/// the LB's two RX queues, so DNAT replies often arrive on the other queue than their
+/// request; AF_XDP frames cannot move between queues (one UMEM each), so the workers
+/// hand such packets over by copy. Every request must succeed, and the final counters
+/// must show handoffs and no drops.
+#[test]
+fn dnat_over_af_xdp_with_two_workers() {
+    let Some(up) = Lab::up_with("dnat", "af_xdp", 2) else { return };
+    for (url, per, failed) in up.curl(20) {
+        assert_eq!(failed, 0, "{url}: {per:?}");
+        assert_eq!(per.iter().sum::<u32>(), 20, "{url}: {per:?}");
+    }
+    let out = lab(&["down"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let handoffs: u64 = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("handoff: "))
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no handoff line in l4lb's final counters:\n{text}"));
+    assert!(handoffs > 0, "{text}");
+    assert!(text.contains(" 0 dropped (2 workers)"), "{text}");
+    drop(up);
 }
 
 #[test]
