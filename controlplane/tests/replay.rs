@@ -365,3 +365,47 @@ fn frames_longer_than_jumbo_are_replayed_whole() {
     let icmp = &sent[0].1;
     assert_eq!((icmp[23], icmp[34], icmp[35]), (1, 3, 4), "ICMP type 3 code 4");
 }
+
+/// Byte-identical for any `--workers N` also when one worker's flow table is well
+/// filled: 200 000 flows in one table of the default 1 048 576 (a plain 4-way
+/// table evicts some 30 of them there and about 2 in each of 4 tables), with events
+/// that change the Maglev table mid-capture, so that an evicted flow would come back
+/// on another backend. The overflow area keeps every flow (docs/FLOW_TABLE.md).
+#[test]
+fn a_well_filled_flow_table_keeps_outputs_identical_across_worker_counts() {
+    let dir = tmpdir("test", "fill");
+    let cfg = write_config(&dir, &CONFIG.replace("flow_table_capacity = 65536", "flow_table_capacity = 1048576"));
+    let input = dir.join("in.pcap");
+    let g = l4lb()
+        .args(["gen", "--config"])
+        .arg(&cfg)
+        .arg("--output")
+        .arg(&input)
+        .args(["--flows", "200000", "--packets", "600000", "--seed", "3", "--size", "64"])
+        .output()
+        .unwrap();
+    assert!(g.status.success(), "{}", String::from_utf8_lossy(&g.stderr));
+    let ev = dir.join("ev.toml");
+    std::fs::write(
+        &ev,
+        "[[event]]\nat = \"0.2s\"\nvip = \"web\"\nadd = { address = \"10.1.0.99\" }\n\n\
+         [[event]]\nat = \"0.4s\"\nvip = \"web\"\nbackend = \"10.1.0.12\"\nweight = 5\n",
+    )
+    .unwrap();
+    let mut outs = Vec::new();
+    for workers in [1, 4] {
+        let (out, stats) = (dir.join(format!("out{workers}.pcap")), dir.join(format!("s{workers}.json")));
+        let r = replay(
+            &cfg,
+            &input,
+            &out,
+            workers,
+            &["--events", ev.to_str().unwrap(), "--stats-json", stats.to_str().unwrap()],
+        );
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        let s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
+        assert_eq!(s["flows"]["evicted"], 0, "--workers {workers}: {}", s["flows"]);
+        outs.push(std::fs::read(&out).unwrap());
+    }
+    assert!(outs[0] == outs[1], "--workers 1 and 4 wrote different captures");
+}

@@ -35,8 +35,10 @@ use zerocopy::{Immutable, IntoBytes, KnownLayout, TryFromBytes};
 use bucket::{Seeds, hash_v4, hash_v6};
 use sub_table::SubTable;
 
-/// Bytes per flow, times 256, that each family's sub-table is sized with: 31.5.
-const BUDGET_X256: usize = 63 * 128;
+/// Bytes per flow, times 256, that each family's main buckets are sized with: 30.5
+/// (1.91 slots per flow). The overflow area (1/32 of that) and its flags bring the
+/// whole to about 31.5.
+const BUDGET_X256: usize = 61 * 128;
 
 /// Default hash seed: fixed, so that replays are reproducible.
 const DEFAULT_SEED: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -224,8 +226,7 @@ impl FlowTable {
     /// The bytes of buckets a table of `capacity` flows per family maps (both
     /// families), before making one: for a memory check up front.
     pub fn bytes_for(capacity: usize) -> usize {
-        let one = SubTable::buckets_for(capacity, BUDGET_X256).saturating_mul(std::mem::size_of::<bucket::Bucket>());
-        one.saturating_mul(2)
+        SubTable::bytes_for_buckets(SubTable::buckets_for(capacity, BUDGET_X256)).saturating_mul(2)
     }
 
     /// Use another hash seed (e.g. a random one, so that an outsider cannot aim
@@ -374,6 +375,12 @@ impl FlowTable {
     /// Entry slots of the IPv4 and IPv6 sub-tables (buckets times ways).
     pub fn slots(&self) -> (usize, usize) {
         (self.v4.slots(), self.v6.slots())
+    }
+
+    /// Entries a full bucket moved to its family's overflow area so far (IPv4,
+    /// IPv6): each one a flow that a plain 4-way table would have evicted.
+    pub fn spills(&self) -> (u64, u64) {
+        (self.v4.spills(), self.v6.spills())
     }
 
     /// Buckets of the IPv4 and IPv6 sub-tables.

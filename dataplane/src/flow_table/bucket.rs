@@ -77,6 +77,12 @@ impl Bucket {
         (m != 0).then(|| m.trailing_zeros() as usize)
     }
 
+    /// The fingerprint in `way` (0: empty).
+    #[inline(always)]
+    pub(super) fn fp(&self, way: usize) -> u64 {
+        self.fp[way]
+    }
+
     /// Empty way `way`.
     #[inline(always)]
     pub(super) fn clear(&mut self, way: usize) {
