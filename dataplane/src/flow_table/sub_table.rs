@@ -259,14 +259,7 @@ impl SubTable {
         // The common cases inline: the key is here (update), or it is new and the
         // bucket has a free way and never overflowed (so the key is nowhere else).
         if let Some(way) = bucket.find(fp) {
-            let expired = idle_ms(now_ms, bucket.seen(way)) > timeouts.timeout(bucket.class(way));
-            bucket.set_value(way, value);
-            bucket.set_seen(way, now_ms);
-            if expired {
-                // The old flow ended; this is a new one that reuses its slot.
-                self.stats.expired += 1;
-                self.stats.created += 1;
-            }
+            Self::update(bucket, way, value, now_ms, timeouts, &mut self.stats);
             return;
         }
         if occ != all && !flagged {
@@ -276,6 +269,26 @@ impl SubTable {
             return;
         }
         self.insert_slow(i, fp, value, now_ms, timeouts);
+    }
+
+    /// Insert of a key already in `bucket`'s `way`: new value, seen now. If its entry
+    /// had expired, the old flow ended and this is a new one reusing the slot.
+    #[inline(always)]
+    fn update(
+        bucket: &mut Bucket,
+        way: usize,
+        value: FlowValue,
+        now_ms: u32,
+        timeouts: &FlowTimeouts,
+        stats: &mut FlowTableStats,
+    ) {
+        let expired = idle_ms(now_ms, bucket.seen(way)) > timeouts.timeout(bucket.class(way));
+        bucket.set_value(way, value);
+        bucket.set_seen(way, now_ms);
+        if expired {
+            stats.expired += 1;
+            stats.created += 1;
+        }
     }
 
     /// The rest of [`SubTable::insert`] for a key not in main bucket `i`, when that
@@ -291,13 +304,7 @@ impl SubTable {
             && let Some(bucket) = self.overflow.bucket_mut(o)
             && let Some(way) = bucket.find(fp)
         {
-            let expired = idle_ms(now_ms, bucket.seen(way)) > timeouts.timeout(bucket.class(way));
-            bucket.set_value(way, value);
-            bucket.set_seen(way, now_ms);
-            if expired {
-                self.stats.expired += 1;
-                self.stats.created += 1;
-            }
+            Self::update(bucket, way, value, now_ms, timeouts, &mut self.stats);
             return;
         }
         let Some(bucket) = self.buckets.bucket_mut(i) else { return };
