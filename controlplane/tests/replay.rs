@@ -409,3 +409,62 @@ fn a_well_filled_flow_table_keeps_outputs_identical_across_worker_counts() {
     }
     assert!(outs[0] == outs[1], "--workers 1 and 4 wrote different captures");
 }
+
+/// An ICMP error from the backend side of a DNAT flow goes back to the client with
+/// the VIP quoted, whichever worker the client's flow belongs to: the same output for
+/// 1, 2 and 4 workers.
+#[test]
+fn dnat_icmp_errors_to_the_client_identical_for_any_worker_count() {
+    let dir = tmpdir("test", "icmp-client");
+    let cfg = write_config(&dir, CONFIG);
+    let (lb, client_mac) = (mac("02:00:00:00:00:01"), mac("02:00:00:00:00:aa"));
+    // Requests from several clients, as the load balancer receives them.
+    let syns: Vec<Vec<u8>> = (0..8u16)
+        .map(|i| {
+            tcp_frame(
+                lb,
+                client_mac,
+                &format!("172.16.0.{}", 5 + i),
+                "198.51.100.20",
+                40000 + i,
+                443,
+                0x02,
+                b"",
+                IpOpts::default(),
+            )
+        })
+        .collect();
+    let first = dir.join("syns.pcap");
+    write_pcap(&first, &syns, 1_700_000_000_000_000, 1000);
+    let sent = dir.join("sent.pcap");
+    let r = replay(&cfg, &first, &sent, 1, &[]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    // A router on the backends' side answers each translated request.
+    let mut frames = syns.clone();
+    for (_, out) in read_pcap(&sent) {
+        let (client, backend) = (
+            format!("{}.{}.{}.{}", out[26], out[27], out[28], out[29]),
+            format!("{}.{}.{}.{}", out[30], out[31], out[32], out[33]),
+        );
+        assert!(backend.starts_with("10.2.0."), "{backend}");
+        let err = icmp4(3, 4, [0, 0, 5, 0], &out[14..]);
+        frames.push(eth(lb, client_mac, 0x0800, &ip_packet(ip("10.2.0.1"), ip(&client), 1, &err, IpOpts::default())));
+    }
+    let input = dir.join("in.pcap");
+    write_pcap(&input, &frames, 1_700_000_000_000_000, 1000);
+    let mut outs = Vec::new();
+    for workers in [1, 2, 4] {
+        let out = dir.join(format!("out{workers}.pcap"));
+        let r = replay(&cfg, &input, &out, workers, &[]);
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        let pkts = read_pcap(&out);
+        assert_eq!(pkts.len(), 16, "8 requests and 8 translated errors ({workers} workers)");
+        for (_, f) in &pkts[8..] {
+            // Quoted destination: the VIP and its port.
+            assert_eq!(&f[14 + 28 + 16..14 + 28 + 20], &[198, 51, 100, 20]);
+            assert_eq!(&f[14 + 28 + 22..14 + 28 + 24], &443u16.to_be_bytes());
+        }
+        outs.push(std::fs::read(&out).unwrap());
+    }
+    assert!(outs[0] == outs[1] && outs[1] == outs[2]);
+}

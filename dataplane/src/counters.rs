@@ -110,6 +110,9 @@ pub enum Counter {
     IcmpErrorsForwarded,
     /// ICMP/ICMPv6 echo requests to a VIP answered.
     IcmpEchoAnswered,
+    /// ICMP errors to a client about a packet sent to a DNAT backend, translated back
+    /// to the VIP and forwarded.
+    IcmpErrorsToClient,
     /// ICMP fragmentation-needed / packet-too-big answers sent to clients.
     IcmpTooBigSent,
     /// Fragments to a VIP, steered on addresses and protocol.
@@ -125,7 +128,7 @@ pub enum Counter {
 }
 
 impl Counter {
-    pub const ALL: [Counter; 18] = [
+    pub const ALL: [Counter; 19] = [
         Counter::RxPackets,
         Counter::RxBytes,
         Counter::TxPackets,
@@ -138,6 +141,7 @@ impl Counter {
         Counter::DnatReply,
         Counter::IcmpErrorsForwarded,
         Counter::IcmpEchoAnswered,
+        Counter::IcmpErrorsToClient,
         Counter::IcmpTooBigSent,
         Counter::Fragments,
         Counter::FlowsRescheduled,
@@ -162,6 +166,7 @@ impl Counter {
             Counter::DnatReply => "dnat_reply",
             Counter::IcmpErrorsForwarded => "icmp_errors_forwarded",
             Counter::IcmpEchoAnswered => "icmp_echo_answered",
+            Counter::IcmpErrorsToClient => "icmp_errors_to_client",
             Counter::IcmpTooBigSent => "icmp_too_big_sent",
             Counter::Fragments => "fragments",
             Counter::FlowsRescheduled => "flows_rescheduled",

@@ -597,3 +597,47 @@ fn dnat_fragments_go_to_one_backend_and_port_zero_vips_keep_ports() {
 fn outer_dst_dnat(frame: &[u8]) -> String {
     format!("{}.{}.{}.{}", frame[30], frame[31], frame[32], frame[33])
 }
+
+/// The other side of DNAT: a router between the load balancer and a backend answers
+/// the client's translated packet ("fragmentation needed" quoting client -> backend:8080).
+/// The load balancer puts the VIP and its port back into the quote and forwards the
+/// error to the client (TTL - 1), as Linux NAT and DPVS do; an error quoting a flow
+/// it does not hold, or not a DNAT backend at all, goes to the host unchanged.
+#[test]
+fn dnat_icmp_errors_from_the_backend_side_reach_the_client_with_the_vip_quoted() {
+    let text = node(1500) + &vip("web", "198.51.100.10", 80, "tcp", "dnat", &["address = \"10.1.0.11\"\nport = 8080"]);
+    let (vip_a, client, router) = (ip("198.51.100.10"), ip("172.16.0.5"), ip("10.1.0.1"));
+    let o40 = IpOpts { ttl: 40, ..opts() };
+    let mut lb = Lb::new(&text);
+    let syn = tcp_frame(m(NODE_MAC), m(CLIENT_MAC), "172.16.0.5", "198.51.100.10", 40000, 80, SYN, b"hello", o40);
+    let (v, sent) = lb.one(&syn);
+    assert_eq!(v, Verdict::Tx);
+    // The router quotes the packet as the load balancer sent it.
+    let err = icmp4(3, 4, [0, 0, 0x05, 0x00], &ip_of(&sent));
+    let f = eth(m(NODE_MAC), m(CLIENT_MAC), 0x0800, &ip_packet(router, client, ICMP, &err, opts()));
+    let (v, out) = lb.one(&f);
+    assert_eq!(v, Verdict::Tx);
+    // Expected: the same error from the router to the client, TTL - 1, quoting the
+    // client's packet as the client knows it (to the VIP, port 80; TTL as the router saw it).
+    let quoted =
+        ip_packet(client, vip_a, TCP, &tcp_segment(client, vip_a, 40000, 80, SYN, b"hello"), IpOpts { ttl: 39, ..o40 });
+    let cerr = icmp4(3, 4, [0, 0, 0x05, 0x00], &quoted);
+    let expected =
+        eth(m(GW_MAC), m(NODE_MAC), 0x0800, &ip_packet(router, client, ICMP, &cerr, IpOpts { ttl: 63, ..opts() }));
+    assert_eq!(out, expected);
+    assert_eq!(lb.pipe.counters.get(Counter::IcmpErrorsToClient), 1);
+
+    // A quote of a flow the table does not hold (another client port): the host's.
+    let other = tcp_frame(m(GW_MAC), m(NODE_MAC), "172.16.0.5", "10.1.0.11", 40001, 8080, SYN, b"", o40);
+    let e2 = icmp4(3, 4, [0, 0, 0x05, 0x00], &ip_of(&other));
+    let f2 = eth(m(NODE_MAC), m(CLIENT_MAC), 0x0800, &ip_packet(router, client, ICMP, &e2, opts()));
+    assert_eq!(lb.one(&f2), (Verdict::Host, f2.clone()));
+    // Not about a DNAT backend at all: the host's.
+    let unrelated = tcp_frame(m(GW_MAC), m(NODE_MAC), "172.16.0.5", "192.0.2.7", 40000, 80, SYN, b"", o40);
+    let e3 = icmp4(3, 1, [0; 4], &ip_of(&unrelated));
+    let f3 = eth(m(NODE_MAC), m(CLIENT_MAC), 0x0800, &ip_packet(router, client, ICMP, &e3, opts()));
+    assert_eq!(lb.one(&f3), (Verdict::Host, f3.clone()));
+    // A malformed ICMP message to another address stays the host's (as before).
+    let bad = eth(m(NODE_MAC), m(CLIENT_MAC), 0x0800, &ip_packet(router, client, ICMP, &[3, 4, 0], opts()));
+    assert_eq!(lb.one(&bad).0, Verdict::Host);
+}

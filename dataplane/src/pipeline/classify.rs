@@ -18,6 +18,9 @@ pub enum Class {
     VipFragment(u16),
     /// ICMP or ICMPv6 to a VIP address (echo, or an error quoting a VIP flow).
     IcmpToVip,
+    /// ICMP or ICMPv6 to another address: the host's, unless it is an error about a
+    /// packet sent to a DNAT backend (translated back to the VIP for the client).
+    IcmpToOther,
     /// TCP/UDP from a DNAT backend endpoint: maybe a reply to rewrite back.
     DnatReply,
     /// A fragment from a DNAT backend address: rewritten back statelessly.
@@ -39,8 +42,8 @@ pub fn classify(p: &Parsed, snap: &Snapshot) -> Class {
                 if p.has_ports {
                     return classify_ports_v4(k, snap);
                 }
-                if p.proto == proto::ICMP && snap.is_vip_addr_v4(k.dst) {
-                    return Class::IcmpToVip;
+                if p.proto == proto::ICMP {
+                    return if snap.is_vip_addr_v4(k.dst) { Class::IcmpToVip } else { Class::IcmpToOther };
                 }
                 return Class::Host;
             }
@@ -60,8 +63,8 @@ pub fn classify(p: &Parsed, snap: &Snapshot) -> Class {
                     }
                     return Class::Host;
                 }
-                if p.proto == proto::ICMPV6 && snap.is_vip_addr_v6(k.dst) {
-                    return Class::IcmpToVip;
+                if p.proto == proto::ICMPV6 {
+                    return if snap.is_vip_addr_v6(k.dst) { Class::IcmpToVip } else { Class::IcmpToOther };
                 }
                 return Class::Host;
             }

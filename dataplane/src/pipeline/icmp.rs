@@ -245,3 +245,50 @@ pub fn dnat_error(
     set_l2(data, node);
     Ok(())
 }
+
+/// An ICMP error on its way to a client about a packet the load balancer sent to a
+/// DNAT backend (a router between them answered, e.g. "fragmentation needed"): the
+/// quote shows the client's packet as translated (client to backend); put the VIP
+/// and its port back, as Linux NAT and DPVS do, so that the client's stack matches
+/// it to its connection. The outer header stays as it is (from the router, to the
+/// client) but for its TTL; the ICMP checksum is recomputed.
+pub fn dnat_error_to_client(
+    data: &mut [u8],
+    p: &Parsed,
+    node: &NodeInfo,
+    quote: Quote,
+    vip: &IpAddr,
+    vip_port: Option<u16>,
+) -> Result<(), DropReason> {
+    let l3 = p.l2_len;
+    let v4 = p.is_v4();
+    let end = l3 + p.ip_len;
+    let (v4b, v6b);
+    let new: &[u8] = match vip {
+        IpAddr::V4(a) if v4 => {
+            v4b = a.octets();
+            &v4b
+        }
+        IpAddr::V6(a) if !v4 => {
+            v6b = a.octets();
+            &v6b
+        }
+        _ => return Err(DropReason::IcmpMalformed),
+    };
+    // The quoted destination (the backend) becomes the VIP, its port the VIP's.
+    let q = quote.ip;
+    let dst_off = if v4 { q + 16 } else { q + 24 };
+    if dst_off + new.len() > end {
+        return Err(DropReason::IcmpMalformed);
+    }
+    decrement_ttl(data, l3, v4)?;
+    let old = swap_addr(data, dst_off, new, v4.then_some(q));
+    rewrite_transport(data, quote.l4, end, quote.proto, v4, 2, &old[..new.len()], new, vip_port);
+    let l4 = p.l4_off;
+    data[l4 + 2] = 0;
+    data[l4 + 3] = 0;
+    let c = if v4 { checksum::checksum(&data[l4..end]) } else { icmpv6_checksum(data, l3, l4, end) };
+    data[l4 + 2..l4 + 4].copy_from_slice(&c.to_be_bytes());
+    set_l2(data, node);
+    Ok(())
+}

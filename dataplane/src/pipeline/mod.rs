@@ -275,6 +275,7 @@ impl Pipeline {
             Class::Vip(vip) => self.forward_to_vip(snap, now_ms, b, p, vip, hash),
             Class::DnatReply => self.dnat_reply(snap, now_ms, b, p, hash),
             Class::IcmpToVip => self.icmp_to_vip(snap, now_ms, b, p),
+            Class::IcmpToOther => self.icmp_to_other(snap, now_ms, b, p),
             Class::VipFragment(vip) => self.fragment_to_vip(snap, b, p, vip),
             Class::DnatReplyFragment(vip) => self.dnat_reply_fragment(snap, b, p, vip),
             Class::Host => Ok(Verdict::Host),
@@ -491,6 +492,36 @@ impl Pipeline {
                 }
             }
         }
+    }
+
+    /// ICMP to an address that is not a VIP: the host's, unless it is an error about
+    /// a packet this load balancer sent to a DNAT backend (a router on the way to the
+    /// backend answered the client). Then the quote is translated back to the VIP and
+    /// the error goes on to the client, so that its stack matches it (PMTU discovery
+    /// through DNAT). Anything this does not recognise, malformed included, is the
+    /// host's, as before.
+    #[cold]
+    fn icmp_to_other<B: PacketBuf>(
+        &mut self,
+        snap: &Snapshot,
+        now_ms: u32,
+        b: &mut B,
+        p: &Parsed,
+    ) -> Result<Verdict, DropReason> {
+        let Ok(icmp::IcmpKind::Error { flow, quote }) = icmp::inspect(b.data(), p) else { return Ok(Verdict::Host) };
+        // `flow` is the quote reversed: backend to client for a translated request,
+        // the key of the DNAT flow's reply entry.
+        if !steer::is_dnat_backend_end(&flow, snap) {
+            return Ok(Verdict::Host);
+        }
+        let vip_id = match self.flows.peek(&flow, now_ms) {
+            Some(v) if v.reverse => v.target,
+            _ => return Ok(Verdict::Host),
+        };
+        let Some(vip) = snap.vips.get(usize::from(vip_id)) else { return Ok(Verdict::Host) };
+        icmp::dnat_error_to_client(b.data_mut(), p, &snap.node, quote, &vip.address, nat::vip_port(vip))?;
+        self.counters.inc(Counter::IcmpErrorsToClient);
+        Ok(Verdict::Tx)
     }
 
     /// A fragment to a VIP: backend by addresses and protocol, so every fragment

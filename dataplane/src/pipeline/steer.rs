@@ -43,7 +43,24 @@ pub fn owner(frame: &[u8], snap: &Snapshot, workers: u16) -> Option<u16> {
             }
             _ => None,
         },
+        // An ICMP error about a packet sent to a DNAT backend: the worker holding
+        // that flow's reply entry (the client's end decides).
+        Class::IcmpToOther => match inspect(frame, &p) {
+            Ok(IcmpKind::Error { flow, .. }) if is_dnat_backend_end(&flow, snap) => {
+                Some(client_end_owner(&flow, false, workers))
+            }
+            _ => None,
+        },
         _ => None,
+    }
+}
+
+/// Whether `flow`'s source is the endpoint of a DNAT backend (its reply direction).
+#[inline]
+pub fn is_dnat_backend_end(flow: &FlowKey, snap: &Snapshot) -> bool {
+    match flow {
+        FlowKey::V4(k) => snap.dnat_backend_v4(k.src, k.src_port, k.proto),
+        FlowKey::V6(k) => snap.dnat_backend_v6(k.src, k.src_port, k.proto),
     }
 }
 
