@@ -890,3 +890,49 @@ fn a_full_overflow_bucket_means_eviction() {
     assert_eq!(t.live_values(0).count() as u64, s.active);
     assert!(s.active as usize <= t.v4.slots());
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// Under pressure (400 keys for a table of about 136 flows: main buckets full,
+    /// overflow area in use, evictions): the table may lose keys, but whatever it
+    /// answers is the value last written for that key, a removed key is never
+    /// found, and `len()` is exactly the number of keys it holds (no entry left in
+    /// both areas, none lost by the counters).
+    #[test]
+    fn under_pressure_answers_are_never_stale(
+        seed in any::<u64>(),
+        ops in prop::collection::vec((0..4u8, 0..400usize, any::<u16>()), 1..1500),
+    ) {
+        let long = FlowTimeouts { established_ms: 1 << 30, transitory_ms: 1 << 30, udp_ms: 1 << 30 };
+        let mut t = FlowTable::with_capacities(136, 0, long);
+        prop_assert!(t.v4.slots() > t.buckets().0 * 4, "the table has an overflow area");
+        let mut rng = Rng(seed | 1);
+        let keys: Vec<FlowKey> = (0..400).map(|_| rng.key_v4()).collect();
+        let mut model: HashMap<FlowKey, u16> = HashMap::new();
+        for (now, (op, i, target)) in ops.into_iter().enumerate() {
+            let (now, k) = (now as u32, keys[i]);
+            match op {
+                0 | 1 => {
+                    t.insert(&k, val(target, FlowClass::Established), now);
+                    model.insert(k, target);
+                }
+                2 => match t.lookup(&k, now) {
+                    Some(v) => prop_assert_eq!(Some(&v.target), model.get(&k), "stale or phantom value"),
+                    None => {
+                        model.remove(&k); // evicted (or never there)
+                    }
+                },
+                _ => {
+                    let had = t.remove(&k);
+                    prop_assert!(!had || model.contains_key(&k), "removed a key never inserted");
+                    model.remove(&k);
+                    prop_assert_eq!(t.peek(&k, now), None, "found after remove");
+                }
+            }
+            let held = keys.iter().collect::<std::collections::HashSet<_>>().iter().filter(|k| t.peek(k, now).is_some()).count();
+            prop_assert_eq!(t.len(), held);
+        }
+        prop_assert!(t.stats().created >= t.stats().evicted + t.len() as u64);
+    }
+}
