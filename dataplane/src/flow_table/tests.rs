@@ -892,7 +892,7 @@ fn a_full_overflow_bucket_means_eviction() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(128))]
+    #![proptest_config(ProptestConfig::with_cases(64))]
 
     /// Under pressure (400 keys for a table of about 136 flows: main buckets full,
     /// overflow area in use, evictions): the table may lose keys, but whatever it
@@ -909,6 +909,7 @@ proptest! {
         prop_assert!(t.v4.slots() > t.buckets().0 * 4, "the table has an overflow area");
         let mut rng = Rng(seed | 1);
         let keys: Vec<FlowKey> = (0..400).map(|_| rng.key_v4()).collect();
+        let distinct: std::collections::HashSet<FlowKey> = keys.iter().copied().collect();
         let mut model: HashMap<FlowKey, u16> = HashMap::new();
         for (now, (op, i, target)) in ops.into_iter().enumerate() {
             let (now, k) = (now as u32, keys[i]);
@@ -930,9 +931,14 @@ proptest! {
                     prop_assert_eq!(t.peek(&k, now), None, "found after remove");
                 }
             }
-            let held = keys.iter().collect::<std::collections::HashSet<_>>().iter().filter(|k| t.peek(k, now).is_some()).count();
-            prop_assert_eq!(t.len(), held);
+            // (Every 16 operations: a duplicate or a lost count persists.)
+            if now % 16 == 0 {
+                let held = distinct.iter().filter(|k| t.peek(k, now).is_some()).count();
+                prop_assert_eq!(t.len(), held);
+            }
         }
+        let held = distinct.iter().filter(|k| t.peek(k, 2000).is_some()).count();
+        prop_assert_eq!(t.len(), held);
         prop_assert!(t.stats().created >= t.stats().evicted + t.len() as u64);
     }
 }
