@@ -75,24 +75,7 @@ pub struct Handoff<B> {
 /// Build the rings between `workers` workers: element `i` belongs to worker `i`.
 /// Buffers themselves travel: for ports whose buffers may move between queues.
 pub fn handoff_mesh<B>(workers: usize) -> Vec<Handoff<B>> {
-    let mut mesh: Vec<Handoff<B>> = (0..workers)
-        .map(|_| Handoff {
-            to: (0..workers).map(|_| None).collect(),
-            from: Vec::new(),
-            copy_to: Vec::new(),
-            copy_from: Vec::new(),
-        })
-        .collect();
-    for src in 0..workers {
-        for dst in 0..workers {
-            if src != dst {
-                let (p, c) = rtrb::RingBuffer::new(HANDOFF_RING);
-                mesh[src].to[dst] = Some(p);
-                mesh[dst].from.push(c);
-            }
-        }
-    }
-    mesh
+    mesh(workers, false)
 }
 
 /// As [`handoff_mesh`], for ports whose buffers cannot leave their queue (AF_XDP:
@@ -101,17 +84,25 @@ pub fn handoff_mesh<B>(workers: usize) -> Vec<Handoff<B>> {
 /// arrived; the owner copies it into a buffer of its own queue
 /// ([`Port::alloc_copy`]) and returns the slot. No allocation after start-up.
 pub fn handoff_mesh_copying<B>(workers: usize) -> Vec<Handoff<B>> {
+    mesh(workers, true)
+}
+
+/// One link per ordered pair of workers: buffer rings, or copying links.
+fn mesh<B>(workers: usize, copying: bool) -> Vec<Handoff<B>> {
+    fn slots<T>(workers: usize, used: bool) -> Vec<Option<T>> {
+        if used { (0..workers).map(|_| None).collect() } else { Vec::new() }
+    }
     let mut mesh: Vec<Handoff<B>> = (0..workers)
         .map(|_| Handoff {
-            to: Vec::new(),
+            to: slots(workers, !copying),
             from: Vec::new(),
-            copy_to: (0..workers).map(|_| None).collect(),
+            copy_to: slots(workers, copying),
             copy_from: Vec::new(),
         })
         .collect();
     for src in 0..workers {
-        for dst in 0..workers {
-            if src != dst {
+        for dst in (0..workers).filter(|&d| d != src) {
+            if copying {
                 let (full_p, full_c) = rtrb::RingBuffer::new(HANDOFF_COPY_SLOTS);
                 let (mut empty_p, empty_c) = rtrb::RingBuffer::new(HANDOFF_COPY_SLOTS);
                 for _ in 0..HANDOFF_COPY_SLOTS {
@@ -120,6 +111,10 @@ pub fn handoff_mesh_copying<B>(workers: usize) -> Vec<Handoff<B>> {
                 }
                 mesh[src].copy_to[dst] = Some(CopyOut { full: full_p, empty: empty_c });
                 mesh[dst].copy_from.push(CopyIn { full: full_c, empty: empty_p });
+            } else {
+                let (p, c) = rtrb::RingBuffer::new(HANDOFF_RING);
+                mesh[src].to[dst] = Some(p);
+                mesh[dst].from.push(c);
             }
         }
     }

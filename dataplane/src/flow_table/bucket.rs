@@ -27,6 +27,8 @@ use super::{FlowClass, FlowValue};
 
 /// Entries per bucket.
 pub(super) const WAYS: usize = 4;
+/// The occupancy mask of a full bucket.
+pub(super) const ALL_WAYS: u8 = ((1u16 << WAYS) - 1) as u8;
 
 /// A [`FlowValue`] as stored.
 pub(super) type RawValue = [u8; 4];
@@ -56,7 +58,7 @@ impl Bucket {
     /// Bit `i` set where way `i` holds an entry.
     #[inline(always)]
     pub(super) fn occupied(&self) -> u8 {
-        self.matching(0) ^ ((1 << WAYS) - 1)
+        self.matching(0) ^ ALL_WAYS
     }
 
     /// Bit `i` set where way `i`'s fingerprint is `fp` (branch-free: the compiler

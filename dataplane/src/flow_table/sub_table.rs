@@ -13,7 +13,7 @@
 //! only when its overflow bucket is full too. Flags are cleared when a sweep finds
 //! an overflow bucket empty.
 
-use super::bucket::{Bucket, WAYS};
+use super::bucket::{ALL_WAYS, Bucket, WAYS};
 use super::storage::BucketMem;
 use super::{FlowClass, FlowTableStats, FlowTimeouts, FlowValue};
 
@@ -116,17 +116,6 @@ impl SubTable {
         n.saturating_add(ovf.max(1)).saturating_mul(b).saturating_add(if ovf > 0 { n.div_ceil(64) * 8 } else { 0 })
     }
 
-    /// The overflow bucket of main bucket `i` (`n_ovf` > 0).
-    #[inline(always)]
-    fn ovf_of(&self, i: usize) -> usize {
-        ovf_index(i, self.n_ovf)
-    }
-
-    #[inline(always)]
-    fn flagged(&self, i: usize) -> bool {
-        flag_bit(&self.flags, i)
-    }
-
     pub(super) fn capacity(&self) -> usize {
         self.capacity
     }
@@ -220,9 +209,8 @@ impl SubTable {
     #[inline(always)]
     fn place(bucket: &mut Bucket, now_ms: u32, timeouts: &FlowTimeouts) -> (usize, u64, bool) {
         let occ = bucket.occupied();
-        let all = ((1u16 << WAYS) - 1) as u8;
-        if occ != all {
-            return ((!occ & all).trailing_zeros() as usize, 0, false);
+        if occ != ALL_WAYS {
+            return ((!occ & ALL_WAYS).trailing_zeros() as usize, 0, false);
         }
         // One branch-free pass: which ways expired, and the victim if none did.
         let mut expired = 0u8;
@@ -252,18 +240,17 @@ impl SubTable {
     #[inline]
     pub(super) fn insert(&mut self, index: u64, fp: u64, value: FlowValue, now_ms: u32, timeouts: &FlowTimeouts) {
         let i = self.index(index);
-        let flagged = self.flagged(i);
+        let flagged = flag_bit(&self.flags, i);
         let Some(bucket) = self.buckets.bucket_mut(i) else { return };
         let occ = bucket.occupied();
-        let all = ((1u16 << WAYS) - 1) as u8;
         // The common cases inline: the key is here (update), or it is new and the
         // bucket has a free way and never overflowed (so the key is nowhere else).
         if let Some(way) = bucket.find(fp) {
             Self::update(bucket, way, value, now_ms, timeouts, &mut self.stats);
             return;
         }
-        if occ != all && !flagged {
-            bucket.set((!occ & all).trailing_zeros() as usize, fp, value, now_ms);
+        if occ != ALL_WAYS && !flagged {
+            bucket.set((!occ & ALL_WAYS).trailing_zeros() as usize, fp, value, now_ms);
             self.stats.active += 1;
             self.stats.created += 1;
             return;
@@ -316,8 +303,7 @@ impl SubTable {
         // The new entry comes in, the reclaimed ones leave.
         self.stats.active = self.stats.active + 1 - reclaimed;
         let Some((dfp, dvalue, dseen)) = displaced else { return };
-        let room =
-            self.n_ovf > 0 && self.overflow.bucket(o).is_some_and(|b| b.occupied() != ((1u16 << WAYS) - 1) as u8);
+        let room = self.n_ovf > 0 && self.overflow.bucket(o).is_some_and(|b| b.occupied() != ALL_WAYS);
         if room {
             self.spills += 1;
             if let Some(w) = self.flags.get_mut(i / 64) {
@@ -336,7 +322,7 @@ impl SubTable {
     #[inline]
     pub(super) fn remove(&mut self, index: u64, fp: u64) -> bool {
         let i = self.index(index);
-        let o = if self.flagged(i) { Some(self.ovf_of(i)) } else { None };
+        let o = if flag_bit(&self.flags, i) { Some(ovf_index(i, self.n_ovf)) } else { None };
         let Some(bucket) = self.buckets.bucket_mut(i) else { return false };
         let bucket = match (bucket.find(fp), o) {
             (Some(_), _) => bucket,
@@ -424,8 +410,8 @@ impl SubTable {
     pub(super) fn peek(&self, index: u64, fp: u64, now_ms: u32, timeouts: &FlowTimeouts) -> Option<FlowValue> {
         let i = self.index(index);
         let mut bucket = self.buckets.bucket(i)?;
-        if bucket.find(fp).is_none() && self.n_ovf > 0 && self.flagged(i) {
-            bucket = self.overflow.bucket(self.ovf_of(i))?;
+        if bucket.find(fp).is_none() && self.n_ovf > 0 && flag_bit(&self.flags, i) {
+            bucket = self.overflow.bucket(ovf_index(i, self.n_ovf))?;
         }
         let way = bucket.find(fp)?;
         (idle_ms(now_ms, bucket.seen(way)) <= timeouts.timeout(bucket.class(way))).then(|| bucket.value(way))

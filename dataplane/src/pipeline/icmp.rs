@@ -220,30 +220,40 @@ pub fn dnat_error(
     // Outer destination (the VIP) becomes the backend; inside the quote, the source
     // (the VIP, with its port) becomes the backend's.
     let q = quote.ip;
-    let (v4b, v6b);
-    let new: &[u8] = match backend {
-        IpAddr::V4(b) if v4 => {
-            v4b = b.octets();
-            &v4b
-        }
-        IpAddr::V6(b) if !v4 => {
-            v6b = b.octets();
-            &v6b
-        }
-        _ => return Err(DropReason::NoBackend),
-    };
+    let (bytes, n) = addr_bytes(backend, v4).ok_or(DropReason::NoBackend)?;
+    let new = &bytes[..n];
     let (dst_off, src_off) = if v4 { (l3 + 16, q + 12) } else { (l3 + 24, q + 8) };
     swap_addr(data, dst_off, new, v4.then_some(l3));
     let old = swap_addr(data, src_off, new, v4.then_some(q));
-    rewrite_transport(data, quote.l4, end, quote.proto, v4, 0, &old[..new.len()], new, backend_port);
-    // Recompute the ICMP checksum over the whole message.
-    let l4 = p.l4_off;
+    rewrite_transport(data, quote.l4, end, quote.proto, v4, 0, &old[..n], new, backend_port);
+    finish_error(data, p, node);
+    Ok(())
+}
+
+/// `addr`'s bytes (in the first 4 or 16) and their count, if it is of the packet's
+/// family (`v4`).
+#[inline]
+fn addr_bytes(addr: &IpAddr, v4: bool) -> Option<([u8; 16], usize)> {
+    let mut b = [0u8; 16];
+    match addr {
+        IpAddr::V4(a) if v4 => {
+            b[..4].copy_from_slice(&a.octets());
+            Some((b, 4))
+        }
+        IpAddr::V6(a) if !v4 => Some((a.octets(), 16)),
+        _ => None,
+    }
+}
+
+/// After rewriting a forwarded ICMP error in place: its checksum recomputed over
+/// the whole message, and the Ethernet addresses set (to the gateway, from us).
+fn finish_error(data: &mut [u8], p: &Parsed, node: &NodeInfo) {
+    let (l3, l4, end) = (p.l2_len, p.l4_off, p.l2_len + p.ip_len);
     data[l4 + 2] = 0;
     data[l4 + 3] = 0;
-    let c = if v4 { checksum::checksum(&data[l4..end]) } else { icmpv6_checksum(data, l3, l4, end) };
+    let c = if p.is_v4() { checksum::checksum(&data[l4..end]) } else { icmpv6_checksum(data, l3, l4, end) };
     data[l4 + 2..l4 + 4].copy_from_slice(&c.to_be_bytes());
     set_l2(data, node);
-    Ok(())
 }
 
 /// An ICMP error on its way to a client about a packet the load balancer sent to a
@@ -263,32 +273,17 @@ pub fn dnat_error_to_client(
     let l3 = p.l2_len;
     let v4 = p.is_v4();
     let end = l3 + p.ip_len;
-    let (v4b, v6b);
-    let new: &[u8] = match vip {
-        IpAddr::V4(a) if v4 => {
-            v4b = a.octets();
-            &v4b
-        }
-        IpAddr::V6(a) if !v4 => {
-            v6b = a.octets();
-            &v6b
-        }
-        _ => return Err(DropReason::IcmpMalformed),
-    };
+    let (bytes, n) = addr_bytes(vip, v4).ok_or(DropReason::IcmpMalformed)?;
+    let new = &bytes[..n];
     // The quoted destination (the backend) becomes the VIP, its port the VIP's.
     let q = quote.ip;
     let dst_off = if v4 { q + 16 } else { q + 24 };
-    if dst_off + new.len() > end {
+    if dst_off + n > end {
         return Err(DropReason::IcmpMalformed);
     }
     decrement_ttl(data, l3, v4)?;
     let old = swap_addr(data, dst_off, new, v4.then_some(q));
-    rewrite_transport(data, quote.l4, end, quote.proto, v4, 2, &old[..new.len()], new, vip_port);
-    let l4 = p.l4_off;
-    data[l4 + 2] = 0;
-    data[l4 + 3] = 0;
-    let c = if v4 { checksum::checksum(&data[l4..end]) } else { icmpv6_checksum(data, l3, l4, end) };
-    data[l4 + 2..l4 + 4].copy_from_slice(&c.to_be_bytes());
-    set_l2(data, node);
+    rewrite_transport(data, quote.l4, end, quote.proto, v4, 2, &old[..n], new, vip_port);
+    finish_error(data, p, node);
     Ok(())
 }

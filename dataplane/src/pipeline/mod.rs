@@ -309,10 +309,8 @@ impl Pipeline {
             Forwarding::Dnat => {
                 let backend = &vip.backends[usize::from(slot)];
                 let port = nat::backend_port(vip, backend);
-                if let Err(r) = nat::rewrite_buf(b, p, &snap.node, End::Destination, &backend.address, port) {
-                    self.counters.backend_unsent(vip_id, slot, len);
-                    return Err(r);
-                }
+                let r = nat::rewrite_buf(b, p, &snap.node, End::Destination, &backend.address, port);
+                self.unsent_on_error(r, (vip_id, slot, len))?;
                 // The reply's key, so that the backend's answers find their VIP.
                 let port_out = port.unwrap_or(p.key.dst_port());
                 if let Some(rk) = FlowKey::new(backend.address, p.key.src_addr(), port_out, p.key.src_port(), p.proto) {
@@ -359,6 +357,17 @@ impl Pipeline {
                 self.flows.insert(rk, FlowValue { target: vip_id, class: class_of(p), reverse: true }, now_ms);
             }
         }
+    }
+
+    /// `r`, a DNAT rewrite of a packet already counted for backend `slot` of VIP
+    /// `vip_id` (`len` bytes): when it failed, the backend's count is taken back.
+    #[inline(always)]
+    fn unsent_on_error(&mut self, r: Result<(), DropReason>, counted: (u16, u16, usize)) -> Result<(), DropReason> {
+        if r.is_err() {
+            let (vip_id, slot, len) = counted;
+            self.counters.backend_unsent(vip_id, slot, len);
+        }
+        r
     }
 
     /// Encapsulate towards backend `slot` of `vip`, answering with ICMP when too big.
@@ -483,10 +492,8 @@ impl Pipeline {
                     Forwarding::Dnat => {
                         let backend = &vip.backends[usize::from(slot)];
                         let port = nat::backend_port(vip, backend);
-                        if let Err(r) = icmp::dnat_error(b.data_mut(), p, &snap.node, quote, &backend.address, port) {
-                            self.counters.backend_unsent(vip_id, slot, len);
-                            return Err(r);
-                        }
+                        let r = icmp::dnat_error(b.data_mut(), p, &snap.node, quote, &backend.address, port);
+                        self.unsent_on_error(r, (vip_id, slot, len))?;
                         Ok(Verdict::Tx)
                     }
                 }
@@ -548,10 +555,8 @@ impl Pipeline {
                 let backend = &vip.backends[usize::from(slot)];
                 // Only the first fragment carries the port.
                 let port = if p.frag == Frag::First { nat::backend_port(vip, backend) } else { None };
-                if let Err(r) = nat::rewrite_buf(b, p, &snap.node, End::Destination, &backend.address, port) {
-                    self.counters.backend_unsent(vip_id, slot, len);
-                    return Err(r);
-                }
+                let r = nat::rewrite_buf(b, p, &snap.node, End::Destination, &backend.address, port);
+                self.unsent_on_error(r, (vip_id, slot, len))?;
                 self.counters.inc(Counter::DnatForward);
                 Ok(Verdict::Tx)
             }
