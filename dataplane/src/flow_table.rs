@@ -29,10 +29,10 @@ mod sub_table;
 #[cfg(test)]
 mod tests;
 
-use common::flow::FlowKey;
+use common::flow::{FlowKey, FlowKeyV4};
 use zerocopy::{Immutable, IntoBytes, KnownLayout, TryFromBytes};
 
-use bucket::{Seeds, hash_v4, hash_v6};
+use bucket::{Seeds, hash_v4, hash_v4_words, hash_v6};
 use sub_table::SubTable;
 
 /// Bytes per flow, times 256, that each family's main buckets are sized with: 30.5
@@ -289,6 +289,41 @@ impl FlowTable {
             FlowKey::V6(k) => hash_v6(k, self.seeds),
         };
         FlowHash { index, fp }
+    }
+
+    /// [`FlowTable::hash`] of an IPv4 key, for the fast lane (which keeps the key
+    /// as a [`FlowKeyV4`]): equal to `self.hash(&FlowKey::V4(*k))`.
+    #[inline(always)]
+    pub fn hash_v4(&self, k: &FlowKeyV4) -> FlowHash {
+        let (index, fp) = hash_v4(k, self.seeds);
+        FlowHash { index, fp }
+    }
+
+    /// [`FlowTable::hash_v4`] of a key given as two words: `addrs` (source address
+    /// in the low 32 bits, destination in the high, each `u32::from_ne_bytes` of its
+    /// bytes) and `rest` (source port, destination port << 16, protocol << 32).
+    #[inline(always)]
+    pub fn hash_v4_words(&self, addrs: u64, rest: u64) -> FlowHash {
+        let (index, fp) = hash_v4_words(addrs, rest, self.seeds);
+        FlowHash { index, fp }
+    }
+
+    /// [`FlowTable::prefetch_hashed`] for an IPv4 key's hash.
+    #[inline(always)]
+    pub fn prefetch_v4(&self, hash: FlowHash) {
+        self.v4.prefetch(hash.index)
+    }
+
+    /// [`FlowTable::lookup_hashed`] for an IPv4 key's hash, inlined into the caller.
+    #[inline(always)]
+    pub fn lookup_v4(&mut self, hash: FlowHash, now_ms: u32) -> Option<&mut FlowValue> {
+        self.v4.lookup_inline(hash.index, hash.fp, now_ms, &self.timeouts)
+    }
+
+    /// [`FlowTable::insert_hashed`] for an IPv4 key's hash.
+    #[inline]
+    pub fn insert_v4(&mut self, hash: FlowHash, value: FlowValue, now_ms: u32) {
+        self.v4.insert(hash.index, hash.fp, value, now_ms, &self.timeouts)
     }
 
     /// [`FlowTable::prefetch`] with `hash == self.hash(key)`.

@@ -8,10 +8,14 @@
 
 /// Keys the flat map can hash.
 pub trait FlatKey: Copy + Eq {
+    /// The key that marks an empty slot. It may still be inserted: the map keeps
+    /// its value aside (`FlatMap::empty_key`), so no key is refused.
+    const EMPTY: Self;
     fn flat_hash(&self) -> u64;
 }
 
 impl FlatKey for u64 {
+    const EMPTY: u64 = u64::MAX;
     #[inline(always)]
     fn flat_hash(&self) -> u64 {
         (*self ^ (*self >> 29)).wrapping_mul(0x9e37_79b9_7f4a_7c15)
@@ -19,6 +23,7 @@ impl FlatKey for u64 {
 }
 
 impl FlatKey for u32 {
+    const EMPTY: u32 = u32::MAX;
     #[inline(always)]
     fn flat_hash(&self) -> u64 {
         u64::from(*self).flat_hash()
@@ -26,6 +31,7 @@ impl FlatKey for u32 {
 }
 
 impl FlatKey for u128 {
+    const EMPTY: u128 = u128::MAX;
     #[inline(always)]
     fn flat_hash(&self) -> u64 {
         ((*self as u64) ^ ((*self >> 64) as u64).rotate_left(17)).flat_hash()
@@ -33,56 +39,74 @@ impl FlatKey for u128 {
 }
 
 impl FlatKey for (u128, u32) {
+    const EMPTY: (u128, u32) = (u128::MAX, u32::MAX);
     #[inline(always)]
     fn flat_hash(&self) -> u64 {
         (self.0.flat_hash() ^ u64::from(self.1)).flat_hash()
     }
 }
 
-/// An immutable-after-build open-addressing map.
+/// An immutable-after-build open-addressing map. Keys and values in two arrays
+/// (a probe reads keys only); an empty slot holds [`FlatKey::EMPTY`], so a hit is
+/// one compare and a miss two, with no tag byte to load.
 #[derive(Debug, Clone)]
 pub struct FlatMap<K, V> {
-    slots: Box<[Option<(K, V)>]>,
+    keys: Box<[K]>,
+    vals: Box<[V]>,
     mask: usize,
     len: usize,
+    /// The value of the key [`FlatKey::EMPTY`] itself, if it was inserted.
+    empty_key: Option<V>,
 }
 
-impl<K: FlatKey, V: Copy> Default for FlatMap<K, V> {
+impl<K: FlatKey, V: Copy + Default> Default for FlatMap<K, V> {
     fn default() -> Self {
-        FlatMap { slots: vec![None; 1].into_boxed_slice(), mask: 0, len: 0 }
+        FlatMap {
+            keys: vec![K::EMPTY; 1].into_boxed_slice(),
+            vals: vec![V::default(); 1].into_boxed_slice(),
+            mask: 0,
+            len: 0,
+            empty_key: None,
+        }
     }
 }
 
-impl<K: FlatKey, V: Copy> FlatMap<K, V> {
+impl<K: FlatKey, V: Copy + Default> FlatMap<K, V> {
     /// Insert or replace (building; not for the packet path).
     pub fn insert(&mut self, key: K, value: V) {
-        if (self.len + 1) * 2 > self.slots.len() {
+        if key == K::EMPTY {
+            self.empty_key = Some(value);
+            return;
+        }
+        if (self.len + 1) * 2 > self.keys.len() {
             self.grow();
         }
         let mut i = self.index(&key);
         loop {
-            match &mut self.slots[i] {
-                Some((k, v)) if *k == key => {
-                    *v = value;
-                    return;
-                }
-                Some(_) => i = (i + 1) & self.mask,
-                slot @ None => {
-                    *slot = Some((key, value));
-                    self.len += 1;
-                    return;
-                }
+            if self.keys[i] == key {
+                self.vals[i] = value;
+                return;
             }
+            if self.keys[i] == K::EMPTY {
+                self.keys[i] = key;
+                self.vals[i] = value;
+                self.len += 1;
+                return;
+            }
+            i = (i + 1) & self.mask;
         }
     }
 
     fn grow(&mut self) {
-        let n = (self.slots.len() * 2).max(8);
-        let old = std::mem::replace(&mut self.slots, vec![None; n].into_boxed_slice());
+        let n = (self.keys.len() * 2).max(8);
+        let keys = std::mem::replace(&mut self.keys, vec![K::EMPTY; n].into_boxed_slice());
+        let vals = std::mem::replace(&mut self.vals, vec![V::default(); n].into_boxed_slice());
         self.mask = n - 1;
         self.len = 0;
-        for (k, v) in old.iter().flatten() {
-            self.insert(*k, *v);
+        for (k, v) in keys.iter().zip(vals.iter()) {
+            if *k != K::EMPTY {
+                self.insert(*k, *v);
+            }
         }
     }
 
@@ -97,11 +121,15 @@ impl<K: FlatKey, V: Copy> FlatMap<K, V> {
         let mut i = self.index(key);
         // At most half full: the probe always meets an empty slot.
         loop {
-            match &self.slots[i] {
-                Some((k, v)) if k == key => return Some(v),
-                Some(_) => i = (i + 1) & self.mask,
-                None => return None,
+            let k = *self.keys.get(i)?;
+            if k == *key {
+                // `EMPTY` itself matches the first empty slot: its value is kept aside.
+                return if k == K::EMPTY { self.empty_key.as_ref() } else { self.vals.get(i) };
             }
+            if k == K::EMPTY {
+                return None;
+            }
+            i = (i + 1) & self.mask;
         }
     }
 
@@ -112,7 +140,7 @@ impl<K: FlatKey, V: Copy> FlatMap<K, V> {
 
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.len
+        self.len + usize::from(self.empty_key.is_some())
     }
 }
 
@@ -134,6 +162,16 @@ mod tests {
             assert_eq!(m.get(&(i * 7919)), Some(&want));
             assert_eq!(m.get(&(i * 7919 + 1)), None);
         }
+        // The empty-slot marker is a key like any other.
+        assert_eq!(m.get(&u64::MAX), None);
+        m.insert(u64::MAX, 9);
+        assert_eq!(m.get(&u64::MAX), Some(&9));
+        assert_eq!(m.len(), 1001);
+        assert_eq!(m.get(&(7919 * 1000)), None);
+        let mut a: FlatMap<u128, ()> = FlatMap::default();
+        assert!(!a.contains_key(&u128::MAX));
+        a.insert(u128::MAX, ());
+        assert!(a.contains_key(&u128::MAX) && !a.contains_key(&0));
         let mut m6: FlatMap<(u128, u32), u16> = FlatMap::default();
         m6.insert((1, 2), 3);
         assert_eq!(m6.get(&(1, 2)), Some(&3));

@@ -183,6 +183,14 @@ fn finish(index: u64, fp: u64) -> (u64, u64) {
 pub(super) fn hash_v4(k: &FlowKeyV4, s: Seeds) -> (u64, u64) {
     let addrs = u64::from(u32::from_ne_bytes(k.src)) | (u64::from(u32::from_ne_bytes(k.dst)) << 32);
     let rest = u64::from(k.src_port) | (u64::from(k.dst_port) << 16) | (u64::from(k.proto) << 32);
+    hash_v4_words(addrs, rest, s)
+}
+
+/// [`hash_v4`] of a key given as its two words: the addresses (source in the low 32
+/// bits, each `u32::from_ne_bytes`) and the rest (source port, destination port <<
+/// 16, protocol << 32).
+#[inline(always)]
+pub(super) fn hash_v4_words(addrs: u64, rest: u64, s: Seeds) -> (u64, u64) {
     let a = folded_mul(addrs ^ s.index, P0);
     let b = folded_mul(addrs ^ s.fp, P5);
     finish(folded_mul(a ^ rest ^ P2, P1), folded_mul(b ^ rest ^ P1, P2))

@@ -177,6 +177,18 @@ impl SubTable {
         now_ms: u32,
         timeouts: &FlowTimeouts,
     ) -> Option<&mut FlowValue> {
+        self.lookup_inline(index, fp, now_ms, timeouts)
+    }
+
+    /// [`SubTable::lookup`], always inlined (the fast lane's copy).
+    #[inline(always)]
+    pub(super) fn lookup_inline(
+        &mut self,
+        index: u64,
+        fp: u64,
+        now_ms: u32,
+        timeouts: &FlowTimeouts,
+    ) -> Option<&mut FlowValue> {
         let i = self.index(index);
         let bucket = self.buckets.bucket_mut(i)?;
         // Field by field (not `&self` helpers): the main bucket's borrow may be

@@ -25,6 +25,10 @@ pub enum Class {
     DnatReply,
     /// A fragment from a DNAT backend address: rewritten back statelessly.
     DnatReplyFragment(u16),
+    /// TCP/UDP to a GRE or IPIP VIP in the burst loop's fast lane (set by the
+    /// loop, never by [`classify`]): a `Vip` whose parse result is a compact
+    /// [`super::parse::FastV4`] rather than a [`Parsed`].
+    TunnelV4(u16),
     /// Everything else: the host's.
     Host,
     /// Malformed (set by the burst loop from parse, never by [`classify`]): dropped

@@ -18,6 +18,9 @@ pub mod parse;
 pub mod select;
 pub mod steer;
 
+#[cfg(test)]
+mod fast_lane_tests;
+
 use common::config::Forwarding;
 use common::flow::{FlowKey, proto};
 use common::snapshot::{NO_BACKEND, Snapshot, VipEntry};
@@ -28,7 +31,7 @@ use crate::port::{BURST, PacketBuf};
 use classify::Class;
 use encap::EncapError;
 use nat::End;
-use parse::{Frag, Parsed};
+use parse::{FastV4, Frag, Parsed};
 
 /// What to do with a packet after the pipeline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,6 +67,15 @@ pub struct Pipeline {
     /// The burst loop's per-packet parse results: [`BURST`] slots kept between
     /// bursts, so that no burst re-initialises them; slot `i` is packet `i`'s.
     parsed: Vec<Parsed>,
+    /// The fast lane's per-packet records, kept the same way: slot `i` is packet
+    /// `i`'s when its class is [`Class::TunnelV4`].
+    lane: Vec<FastV4>,
+    /// Tests switch the fast lane off to compare it with the general path.
+    #[cfg(test)]
+    fast_lane: bool,
+    /// Packets that took the fast lane (tests).
+    #[cfg(test)]
+    lane_packets: u64,
 }
 
 /// Flow class for a new flow's first packet: UDP flows have their own timeout; a
@@ -104,6 +116,11 @@ impl Pipeline {
             counters: Counters::default(),
             snap_version: 0,
             parsed: vec![Parsed::EMPTY; BURST],
+            lane: vec![FastV4::EMPTY; BURST],
+            #[cfg(test)]
+            fast_lane: true,
+            #[cfg(test)]
+            lane_packets: 0,
         };
         p.on_snapshot(snap);
         Ok(p)
@@ -182,22 +199,38 @@ impl Pipeline {
         // Slot `i` is written for every packet `i` of the burst before pass 2 reads it
         // (no push: no capacity check, no length update per packet).
         let mut parsed = std::mem::take(&mut self.parsed);
+        let mut lane = std::mem::take(&mut self.lane);
         let mut classes = [Class::Host; BURST];
         let mut hashes = [FlowHash::default(); BURST];
         // Pass 1: parse, classify, and prefetch the flow-table buckets. (Zipped
         // iterators rather than indices: no bounds checks in the loops.)
         let mut rx_bytes = 0u64;
-        for (((b, class_out), hash_out), slot) in
-            pkts.iter().zip(classes.iter_mut()).zip(hashes.iter_mut()).zip(parsed.iter_mut())
+        for ((((b, class_out), hash_out), slot), fast) in
+            pkts.iter().zip(classes.iter_mut()).zip(hashes.iter_mut()).zip(parsed.iter_mut()).zip(lane.iter_mut())
         {
             let data = b.data();
             rx_bytes += data.len() as u64;
             // The common case (untagged IPv4 TCP/UDP, not a fragment) classified and
-            // hashed from the parse result while it is still in registers, then kept.
-            if let Some(p) = parse::fast_v4(data)
-                && let FlowKey::V4(k) = &p.key
-            {
-                let class = classify::classify_ports_v4(k, snap);
+            // hashed from the parse result while it is still in registers.
+            if let Some(f) = parse::fast_v4(data) {
+                let class = classify::classify_ports_v4(&f.key(), snap);
+                // The fast lane: to a GRE/IPIP VIP, kept as the compact record.
+                if let Class::Vip(v) = class
+                    && self.lane_enabled()
+                    && snap.vips.get(usize::from(v)).is_some_and(|vip| vip.forwarding != Forwarding::Dnat)
+                {
+                    #[cfg(test)]
+                    {
+                        self.lane_packets += 1;
+                    }
+                    let h = self.flows.hash_v4_words(f.addrs, f.words & parse::FAST_KEY_BITS);
+                    self.flows.prefetch_v4(h);
+                    *hash_out = h;
+                    *class_out = Class::TunnelV4(v);
+                    *fast = f;
+                    continue;
+                }
+                let p = f.parsed();
                 *hash_out = self.prefetch_flow(class, &p.key);
                 *class_out = class;
                 *slot = p;
@@ -218,10 +251,13 @@ impl Pipeline {
         self.counters.add(Counter::RxBytes, rx_bytes);
         // Pass 2: act. Totals are summed in registers and added once per burst.
         let (mut tx, mut tx_bytes, mut host, mut host_bytes) = (0u64, 0u64, 0u64, 0u64);
-        let per_packet = parsed.iter().zip(classes.iter()).zip(hashes.iter()).zip(verdicts.iter_mut());
-        for (i, (b, (((p, class), hash), verdict))) in pkts.iter_mut().zip(per_packet).enumerate() {
+        let per_packet = parsed.iter().zip(lane.iter()).zip(classes.iter()).zip(hashes.iter()).zip(verdicts.iter_mut());
+        for (i, (b, ((((p, f), class), hash), verdict))) in pkts.iter_mut().zip(per_packet).enumerate() {
             let len = b.len();
-            let v = self.act(snap, now_ms(i), b, p, *class, *hash);
+            let v = match *class {
+                Class::TunnelV4(vip) => self.tunnel_v4(snap, now_ms(i), b, f, vip, *hash),
+                class => self.act(snap, now_ms(i), b, p, class, *hash),
+            };
             *verdict = match v {
                 Ok(Verdict::Tx) => {
                     tx += 1;
@@ -245,6 +281,17 @@ impl Pipeline {
         self.counters.add(Counter::HostPackets, host);
         self.counters.add(Counter::HostBytes, host_bytes);
         self.parsed = parsed;
+        self.lane = lane;
+    }
+
+    /// Whether the burst loop takes the fast lane (always, but in tests that
+    /// compare it with the general path).
+    #[inline(always)]
+    fn lane_enabled(&self) -> bool {
+        #[cfg(test)]
+        return self.fast_lane;
+        #[cfg(not(test))]
+        true
     }
 
     /// For the classes that look up the flow table: `key`'s hash, its bucket
@@ -272,7 +319,7 @@ impl Pipeline {
         hash: FlowHash,
     ) -> Result<Verdict, DropReason> {
         match class {
-            Class::Vip(vip) => self.forward_to_vip(snap, now_ms, b, p, vip, hash),
+            Class::Vip(vip) | Class::TunnelV4(vip) => self.forward_to_vip(snap, now_ms, b, p, vip, hash),
             Class::DnatReply => self.dnat_reply(snap, now_ms, b, p, hash),
             Class::IcmpToVip => self.icmp_to_vip(snap, now_ms, b, p),
             Class::IcmpToOther => self.icmp_to_other(snap, now_ms, b, p),
@@ -320,6 +367,65 @@ impl Pipeline {
                 Ok(Verdict::Tx)
             }
         }
+    }
+
+    /// The fast lane's act: [`Pipeline::forward_to_vip`] for TCP/UDP over IPv4
+    /// to a GRE/IPIP VIP, on the compact [`FastV4`] record (same outcomes, same
+    /// counters; property-tested against the general path in `tests/fast_lane.rs`).
+    #[inline(always)]
+    fn tunnel_v4<B: PacketBuf>(
+        &mut self,
+        snap: &Snapshot,
+        now_ms: u32,
+        b: &mut B,
+        f: &FastV4,
+        vip_id: u16,
+        hash: FlowHash,
+    ) -> Result<Verdict, DropReason> {
+        let Some(vip) = snap.vips.get(usize::from(vip_id)) else { return Err(DropReason::NoBackend) };
+        let len = b.len();
+        let slot = match self.flows.lookup_v4(hash, now_ms) {
+            Some(v) => {
+                v.class = if f.proto() == proto::TCP { v.class.after_tcp_flags(f.tcp_flags()) } else { FlowClass::Udp };
+                if select::keeps_flows(vip, v.target) {
+                    v.target
+                } else {
+                    let slot = select::pick(vip, &FlowKey::V4(f.key()));
+                    if slot != NO_BACKEND {
+                        v.target = slot;
+                        self.counters.inc(Counter::FlowsRescheduled);
+                    }
+                    slot
+                }
+            }
+            None => self.new_flow_v4(vip, f, hash, now_ms),
+        };
+        if slot == NO_BACKEND {
+            self.counters.vip_only(vip_id, len);
+            return Err(DropReason::NoBackend);
+        }
+        self.counters.vip_backend(vip_id, slot, len);
+        match vip.tunnels.get(usize::from(slot)) {
+            Some(outer) => match encap::encapsulate_v4_untagged(b, f, snap.node.mtu, outer) {
+                Ok(()) => {
+                    self.counters.inc(Counter::Encapsulated);
+                    Ok(Verdict::Tx)
+                }
+                Err(e) => self.encap_failed(snap, b, &f.parsed(), e, (vip, slot)),
+            },
+            None => self.encap_failed(snap, b, &f.parsed(), EncapError::NoSource, (vip, slot)),
+        }
+    }
+
+    /// A fast-lane flow the table does not hold: Maglev's choice, remembered.
+    #[inline]
+    fn new_flow_v4(&mut self, vip: &VipEntry, f: &FastV4, hash: FlowHash, now_ms: u32) -> u16 {
+        let slot = select::pick(vip, &FlowKey::V4(f.key()));
+        if slot != NO_BACKEND {
+            let class = if f.proto() == proto::TCP { FlowClass::from_tcp_flags(f.tcp_flags()) } else { FlowClass::Udp };
+            self.flows.insert_v4(hash, FlowValue { target: slot, class, reverse: false }, now_ms);
+        }
+        slot
     }
 
     /// The backend slot of a flow: the flow table's, unless that backend went
