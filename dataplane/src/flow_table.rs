@@ -149,6 +149,11 @@ pub struct FlowHash {
     fp: u64,
 }
 
+impl FlowHash {
+    /// A hash that is no key's (fingerprints are never 0): placeholders.
+    pub const ZERO: FlowHash = FlowHash { index: 0, fp: 0 };
+}
+
 /// Counters of a table (or of one family's sub-table).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
 pub struct FlowTableStats {

@@ -67,15 +67,30 @@ pub struct Pipeline {
     /// The burst loop's per-packet parse results: [`BURST`] slots kept between
     /// bursts, so that no burst re-initialises them; slot `i` is packet `i`'s.
     parsed: Vec<Parsed>,
-    /// The fast lane's per-packet records, kept the same way: slot `i` is packet
-    /// `i`'s when its class is [`Class::TunnelV4`].
-    lane: Vec<FastV4>,
+    /// The burst loop's other per-packet results, kept the same way: the class, the
+    /// flow hash (for the classes that use the flow table) and, in the fast lane
+    /// ([`Class::TunnelV4`]), the compact parse result.
+    slots: Vec<Slot>,
     /// Tests switch the fast lane off to compare it with the general path.
     #[cfg(test)]
     fast_lane: bool,
     /// Packets that took the fast lane (tests).
     #[cfg(test)]
     lane_packets: u64,
+}
+
+/// What pass 1 of the burst loop leaves for pass 2 about one packet (with its
+/// [`Parsed`] slot when it is not in the fast lane): one 48-byte record, so that
+/// both passes walk one array instead of three.
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    hash: FlowHash,
+    fast: FastV4,
+    class: Class,
+}
+
+impl Slot {
+    const EMPTY: Slot = Slot { hash: FlowHash::ZERO, fast: FastV4::EMPTY, class: Class::Host };
 }
 
 /// Flow class for a new flow's first packet: UDP flows have their own timeout; a
@@ -116,7 +131,7 @@ impl Pipeline {
             counters: Counters::default(),
             snap_version: 0,
             parsed: vec![Parsed::EMPTY; BURST],
-            lane: vec![FastV4::EMPTY; BURST],
+            slots: vec![Slot::EMPTY; BURST],
             #[cfg(test)]
             fast_lane: true,
             #[cfg(test)]
@@ -199,15 +214,11 @@ impl Pipeline {
         // Slot `i` is written for every packet `i` of the burst before pass 2 reads it
         // (no push: no capacity check, no length update per packet).
         let mut parsed = std::mem::take(&mut self.parsed);
-        let mut lane = std::mem::take(&mut self.lane);
-        let mut classes = [Class::Host; BURST];
-        let mut hashes = [FlowHash::default(); BURST];
+        let mut slots = std::mem::take(&mut self.slots);
         // Pass 1: parse, classify, and prefetch the flow-table buckets. (Zipped
         // iterators rather than indices: no bounds checks in the loops.)
         let mut rx_bytes = 0u64;
-        for ((((b, class_out), hash_out), slot), fast) in
-            pkts.iter().zip(classes.iter_mut()).zip(hashes.iter_mut()).zip(parsed.iter_mut()).zip(lane.iter_mut())
-        {
+        for ((b, out), p_out) in pkts.iter().zip(slots.iter_mut()).zip(parsed.iter_mut()) {
             let data = b.data();
             rx_bytes += data.len() as u64;
             // The common case (untagged IPv4 TCP/UDP, not a fragment) classified and
@@ -225,38 +236,36 @@ impl Pipeline {
                     }
                     let h = self.flows.hash_v4_words(f.addrs, f.words & parse::FAST_KEY_BITS);
                     self.flows.prefetch_v4(h);
-                    *hash_out = h;
-                    *class_out = Class::TunnelV4(v);
-                    *fast = f;
+                    *out = Slot { hash: h, fast: f, class: Class::TunnelV4(v) };
                     continue;
                 }
                 let p = f.parsed();
-                *hash_out = self.prefetch_flow(class, &p.key);
-                *class_out = class;
-                *slot = p;
+                out.hash = self.prefetch_flow(class, &p.key);
+                out.class = class;
+                *p_out = p;
                 continue;
             }
-            match parse::parse_general_into(data, slot) {
+            out.class = match parse::parse_general_into(data, p_out) {
                 Ok(true) => {
-                    let p = &*slot;
+                    let p = &*p_out;
                     let class = classify::classify(p, snap);
-                    *hash_out = self.prefetch_flow(class, &p.key);
-                    *class_out = class;
+                    out.hash = self.prefetch_flow(class, &p.key);
+                    class
                 }
-                Ok(false) => {}
-                Err(r) => *class_out = Class::Malformed(r),
-            }
+                Ok(false) => Class::Host,
+                Err(r) => Class::Malformed(r),
+            };
         }
         self.counters.add(Counter::RxPackets, pkts.len() as u64);
         self.counters.add(Counter::RxBytes, rx_bytes);
         // Pass 2: act. Totals are summed in registers and added once per burst.
         let (mut tx, mut tx_bytes, mut host, mut host_bytes) = (0u64, 0u64, 0u64, 0u64);
-        let per_packet = parsed.iter().zip(lane.iter()).zip(classes.iter()).zip(hashes.iter()).zip(verdicts.iter_mut());
-        for (i, (b, ((((p, f), class), hash), verdict))) in pkts.iter_mut().zip(per_packet).enumerate() {
+        let per_packet = slots.iter().zip(parsed.iter()).zip(verdicts.iter_mut());
+        for (i, (b, ((slot, p), verdict))) in pkts.iter_mut().zip(per_packet).enumerate() {
             let len = b.len();
-            let v = match *class {
-                Class::TunnelV4(vip) => self.tunnel_v4(snap, now_ms(i), b, f, vip, *hash),
-                class => self.act(snap, now_ms(i), b, p, class, *hash),
+            let v = match slot.class {
+                Class::TunnelV4(vip) => self.tunnel_v4(snap, now_ms(i), b, &slot.fast, vip, slot.hash),
+                class => self.act(snap, now_ms(i), b, p, class, slot.hash),
             };
             *verdict = match v {
                 Ok(Verdict::Tx) => {
@@ -281,7 +290,7 @@ impl Pipeline {
         self.counters.add(Counter::HostPackets, host);
         self.counters.add(Counter::HostBytes, host_bytes);
         self.parsed = parsed;
-        self.lane = lane;
+        self.slots = slots;
     }
 
     /// Whether the burst loop takes the fast lane (always, but in tests that
