@@ -125,56 +125,69 @@ impl OuterHeader {
     /// If `out` is shorter than `14 + overhead` (the caller sized it).
     #[inline(always)]
     pub fn write(&self, out: &mut [u8], inner_v4: bool, tos: u8, inner_len: usize, flow_label: u32) -> usize {
-        const E: usize = ethernet::HEADER_LEN;
-        let inner_ethertype = if inner_v4 { ethernet::ETHERTYPE_IPV4 } else { ethernet::ETHERTYPE_IPV6 };
-        let ipip_proto = if inner_v4 { proto::IPIP } else { proto::IPV6 };
+        fn head<const H: usize>(out: &mut [u8]) -> &mut [u8; H] {
+            out.first_chunk_mut().expect("the caller sized the frame for the outer header")
+        }
         match self.shape {
-            Shape::V4Gre | Shape::V4Ipip => {
-                let gre = self.shape == Shape::V4Gre;
-                let n = self.copy::<{ ipv4::HEADER_LEN }>(out, gre, inner_ethertype);
-                let protocol = if gre { proto::GRE } else { ipip_proto };
-                let total = (n - E + inner_len) as u16;
-                let w0 = 0x4500 | u16::from(tos);
-                let w4 = (u16::from(OUTER_TTL) << 8) | u16::from(protocol);
-                let sum = self.sum + u32::from(w0) + u32::from(total) + u32::from(w4);
-                let csum = !checksum::fold(u64::from(sum));
-                out[E..E + 4].copy_from_slice(&((u32::from(w0) << 16) | u32::from(total)).to_be_bytes());
-                out[E + 8..E + 12].copy_from_slice(&((u32::from(w4) << 16) | u32::from(csum)).to_be_bytes());
-                n
-            }
-            Shape::V6Gre | Shape::V6Ipip => {
-                let gre = self.shape == Shape::V6Gre;
-                let n = self.copy::<{ ipv6::HEADER_LEN }>(out, gre, inner_ethertype);
-                let next = if gre { proto::GRE } else { ipip_proto };
-                let payload = (n - E - ipv6::HEADER_LEN + inner_len) as u16;
-                let w0 = (6u32 << 28) | (u32::from(tos) << 20) | (flow_label & 0x000f_ffff);
-                out[E..E + 4].copy_from_slice(&w0.to_be_bytes());
-                out[E + 4..E + 6].copy_from_slice(&payload.to_be_bytes());
-                out[E + 6] = next;
-                n
-            }
+            Shape::V4Gre => self.write_to::<V4_GRE>(head(out), inner_v4, tos, inner_len, flow_label),
+            Shape::V4Ipip => self.write_to::<V4_IPIP>(head(out), inner_v4, tos, inner_len, flow_label),
+            Shape::V6Gre => self.write_to::<V6_GRE>(head(out), inner_v4, tos, inner_len, flow_label),
+            Shape::V6Ipip => self.write_to::<V6_IPIP>(head(out), inner_v4, tos, inner_len, flow_label),
             Shape::NoSource => 0,
         }
     }
-}
 
-impl OuterHeader {
-    /// Copy the template (Ethernet, an outer IP header of `IP` bytes, GRE when `gre`)
-    /// with a fixed-size move, set GRE's protocol to the inner ethertype, and return
-    /// the length written.
+    /// [`OuterHeader::write`] for a caller that has matched on the shape already:
+    /// `H` is `14 + overhead` of this header's shape ([`V4_GRE`], [`V4_IPIP`],
+    /// [`V6_GRE`] or [`V6_IPIP`]), so that every length, offset and family test is a
+    /// constant. Returns `H`.
     #[inline(always)]
-    fn copy<const IP: usize>(&self, out: &mut [u8], gre: bool, inner_ethertype: u16) -> usize {
+    pub fn write_to<const H: usize>(
+        &self,
+        out: &mut [u8; H],
+        inner_v4: bool,
+        tos: u8,
+        inner_len: usize,
+        flow_label: u32,
+    ) -> usize {
         const E: usize = ethernet::HEADER_LEN;
-        if gre {
-            out[..E + IP + 4].copy_from_slice(&self.bytes[..E + IP + 4]);
-            out[E + IP + 2..E + IP + 4].copy_from_slice(&inner_ethertype.to_be_bytes());
-            E + IP + 4
-        } else {
-            out[..E + IP].copy_from_slice(&self.bytes[..E + IP]);
-            E + IP
+        debug_assert_eq!(H, E + self.shape.overhead());
+        let outer_v4 = H == V4_GRE || H == V4_IPIP;
+        let gre = H == V4_GRE || H == V6_GRE;
+        let inner_ethertype = if inner_v4 { ethernet::ETHERTYPE_IPV4 } else { ethernet::ETHERTYPE_IPV6 };
+        let ipip_proto = if inner_v4 { proto::IPIP } else { proto::IPV6 };
+        let protocol = if gre { proto::GRE } else { ipip_proto };
+        // H <= MAX_LEN for the four shapes: the template always has H bytes.
+        if let Some(t) = self.bytes.first_chunk::<H>() {
+            out.copy_from_slice(t);
         }
+        if gre {
+            out[H - 2..].copy_from_slice(&inner_ethertype.to_be_bytes());
+        }
+        if outer_v4 {
+            let total = (H - E + inner_len) as u16;
+            let w0 = 0x4500 | u16::from(tos);
+            let w4 = (u16::from(OUTER_TTL) << 8) | u16::from(protocol);
+            let sum = self.sum + u32::from(w0) + u32::from(total) + u32::from(w4);
+            let csum = !checksum::fold(u64::from(sum));
+            out[E..E + 4].copy_from_slice(&((u32::from(w0) << 16) | u32::from(total)).to_be_bytes());
+            out[E + 8..E + 12].copy_from_slice(&((u32::from(w4) << 16) | u32::from(csum)).to_be_bytes());
+        } else {
+            let payload = (H - E - ipv6::HEADER_LEN + inner_len) as u16;
+            let w0 = (6u32 << 28) | (u32::from(tos) << 20) | (flow_label & 0x000f_ffff);
+            out[E..E + 4].copy_from_slice(&w0.to_be_bytes());
+            out[E + 4..E + 6].copy_from_slice(&payload.to_be_bytes());
+            out[E + 6] = protocol;
+        }
+        H
     }
 }
+
+/// Header lengths (Ethernet included) of the four shapes, for [`OuterHeader::write_to`].
+pub const V4_GRE: usize = ethernet::HEADER_LEN + ipv4::HEADER_LEN + 4;
+pub const V4_IPIP: usize = ethernet::HEADER_LEN + ipv4::HEADER_LEN;
+pub const V6_GRE: usize = ethernet::HEADER_LEN + ipv6::HEADER_LEN + 4;
+pub const V6_IPIP: usize = ethernet::HEADER_LEN + ipv6::HEADER_LEN;
 
 /// Sum of the 16-bit big-endian words of 4 bytes.
 fn words_sum(b: &[u8; 4]) -> u32 {

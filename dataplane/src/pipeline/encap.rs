@@ -89,8 +89,8 @@ pub fn encapsulate<B: PacketBuf>(buf: &mut B, p: &Parsed, mtu: u16, outer: &Oute
 }
 
 /// [`encapsulate`] for the fast lane's packets (untagged Ethernet, IPv4 without
-/// options, described by a [`FastV4`]): the same bytes, with the tagged-frame and
-/// inner-family cases gone at compile time.
+/// options, described by a [`FastV4`]): the same bytes, from one match on the
+/// tunnel's shape, each arm with its lengths and offsets constant.
 #[inline(always)]
 pub fn encapsulate_v4_untagged<B: PacketBuf>(
     buf: &mut B,
@@ -98,25 +98,44 @@ pub fn encapsulate_v4_untagged<B: PacketBuf>(
     mtu: u16,
     outer: &OuterHeader,
 ) -> Result<(), EncapError> {
-    let inner_len = usize::from(f.ip_len);
-    let overhead = outer.overhead();
-    if outer.shape == Shape::NoSource {
-        return Err(EncapError::NoSource);
+    match outer.shape {
+        Shape::V4Gre => encap_v4_as::<B, { tunnel::V4_GRE }>(buf, f, mtu, outer),
+        Shape::V4Ipip => encap_v4_as::<B, { tunnel::V4_IPIP }>(buf, f, mtu, outer),
+        Shape::V6Gre => encap_v4_as::<B, { tunnel::V6_GRE }>(buf, f, mtu, outer),
+        Shape::V6Ipip => encap_v4_as::<B, { tunnel::V6_IPIP }>(buf, f, mtu, outer),
+        Shape::NoSource => Err(EncapError::NoSource),
     }
+}
+
+/// One arm of [`encapsulate_v4_untagged`]: `H` is the outer header's length with
+/// Ethernet.
+#[inline(always)]
+fn encap_v4_as<B: PacketBuf, const H: usize>(
+    buf: &mut B,
+    f: &FastV4,
+    mtu: u16,
+    outer: &OuterHeader,
+) -> Result<(), EncapError> {
+    const E: usize = ethernet::HEADER_LEN;
+    let overhead = H - E;
+    let inner_len = usize::from(f.ip_len);
     let mtu = usize::from(mtu);
     if inner_len + overhead > mtu {
         return Err(EncapError::TooBig { inner_mtu: (mtu.saturating_sub(overhead)) as u16 });
     }
-    buf.truncate(ethernet::HEADER_LEN + inner_len);
+    buf.truncate(E + inner_len);
     if !buf.prepend(overhead) {
         return Err(EncapError::NoHeadroom);
     }
-    let label = if matches!(outer.shape, Shape::V6Gre | Shape::V6Ipip) {
+    let label = if H == tunnel::V6_GRE || H == tunnel::V6_IPIP {
         (hash::hash_5tuple_v4(&f.key()) as u32) & 0x000f_ffff
     } else {
         0
     };
-    outer.write(buf.data_mut(), true, f.tos(), inner_len, label);
+    // The frame now holds at least E + 28 bytes of inner packet (`fast_v4`'s
+    // minimum) behind the `overhead` just prepended: never `None`.
+    let Some(h) = buf.data_mut().first_chunk_mut::<H>() else { return Err(EncapError::NoHeadroom) };
+    outer.write_to::<H>(h, true, f.tos(), inner_len, label);
     Ok(())
 }
 
