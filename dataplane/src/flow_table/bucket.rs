@@ -53,6 +53,8 @@ const _: () = {
 const EMPTY_VALUE: FlowValue = FlowValue { target: 0, class: FlowClass::Transitory, reverse: false };
 /// Offset of `FlowValue::class` in its raw bytes.
 const CLASS_BYTE: usize = std::mem::offset_of!(FlowValue, class);
+/// Offset of `FlowValue::target` (native-endian u16) in its raw bytes.
+const TARGET_BYTES: usize = std::mem::offset_of!(FlowValue, target);
 
 impl Bucket {
     /// Bit `i` set where way `i` holds an entry.
@@ -126,6 +128,29 @@ impl Bucket {
     #[inline(always)]
     pub(super) fn value_mut(&mut self, way: usize) -> Option<&mut FlowValue> {
         FlowValue::try_mut_from_bytes(&mut self.values[way]).ok()
+    }
+
+    /// The target of the value in `way`, read from its bytes.
+    #[inline(always)]
+    pub(super) fn target(&self, way: usize) -> u16 {
+        let v = &self.values[way];
+        u16::from_ne_bytes([v[TARGET_BYTES], v[TARGET_BYTES + 1]])
+    }
+
+    #[inline(always)]
+    pub(super) fn set_target(&mut self, way: usize, target: u16) {
+        self.values[way][TARGET_BYTES..TARGET_BYTES + 2].copy_from_slice(&target.to_ne_bytes());
+    }
+
+    #[inline(always)]
+    pub(super) fn set_class(&mut self, way: usize, class: FlowClass) {
+        self.values[way][CLASS_BYTE] = class as u8;
+    }
+
+    /// The class byte of `way` as stored (a `FlowClass as u8`).
+    #[inline(always)]
+    pub(super) fn class_byte(&self, way: usize) -> u8 {
+        self.values[way][CLASS_BYTE]
     }
 
     #[inline(always)]

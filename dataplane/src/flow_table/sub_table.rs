@@ -189,6 +189,21 @@ impl SubTable {
         now_ms: u32,
         timeouts: &FlowTimeouts,
     ) -> Option<&mut FlowValue> {
+        let (bucket, way) = self.lookup_way(index, fp, now_ms, timeouts)?;
+        bucket.value_mut(way)
+    }
+
+    /// [`SubTable::lookup_inline`] as the live entry's bucket and way (the fast
+    /// lane reads and writes the value's bytes in place through a
+    /// [`super::EntryMut`]).
+    #[inline(always)]
+    pub(super) fn lookup_way(
+        &mut self,
+        index: u64,
+        fp: u64,
+        now_ms: u32,
+        timeouts: &FlowTimeouts,
+    ) -> Option<(&mut Bucket, usize)> {
         let i = self.index(index);
         let bucket = self.buckets.bucket_mut(i)?;
         // Field by field (not `&self` helpers): the main bucket's borrow may be
@@ -211,7 +226,7 @@ impl SubTable {
             return None;
         }
         bucket.set_seen(way, now_ms);
-        bucket.value_mut(way)
+        Some((bucket, way))
     }
 
     /// Where a new entry goes in `bucket`: the lowest free way; else, with the

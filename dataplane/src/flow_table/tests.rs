@@ -942,3 +942,26 @@ proptest! {
         prop_assert!(t.stats().created >= t.stats().evicted + t.len() as u64);
     }
 }
+
+/// The fast lane's class table agrees with the functions it is built from, read
+/// through an entry as the lane reads it.
+#[test]
+fn entry_class_transitions_follow_the_functions() {
+    let classes = [FlowClass::Transitory, FlowClass::Established, FlowClass::Udp, FlowClass::Closing];
+    let mut t = FlowTable::new(64, T);
+    let h = t.hash(&v4([1, 2, 3, 4], 5));
+    for cur in classes {
+        for flags in 0..=255u8 {
+            for udp in [false, true] {
+                t.insert_hashed(&v4([1, 2, 3, 4], 5), h, val(7, cur), 0);
+                let mut e = t.lookup_v4_entry(h, 1).expect("live");
+                assert_eq!((e.target(), e.class()), (7, cur));
+                e.on_packet(udp, flags);
+                let want = if udp { FlowClass::Udp } else { cur.after_tcp_flags(flags) };
+                assert_eq!(e.class(), want, "{cur:?} after {flags:#x} (udp {udp})");
+                e.set_target(9);
+                assert_eq!(t.peek(&v4([1, 2, 3, 4], 5), 1), Some(FlowValue { target: 9, class: want, reverse: false }));
+            }
+        }
+    }
+}

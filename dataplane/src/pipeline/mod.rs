@@ -393,15 +393,16 @@ impl Pipeline {
     ) -> Result<Verdict, DropReason> {
         let Some(vip) = snap.vips.get(usize::from(vip_id)) else { return Err(DropReason::NoBackend) };
         let len = b.len();
-        let slot = match self.flows.lookup_v4(hash, now_ms) {
-            Some(v) => {
-                v.class = if f.proto() == proto::TCP { v.class.after_tcp_flags(f.tcp_flags()) } else { FlowClass::Udp };
-                if select::keeps_flows(vip, v.target) {
-                    v.target
+        let slot = match self.flows.lookup_v4_entry(hash, now_ms) {
+            Some(mut e) => {
+                e.on_packet(f.proto() != proto::TCP, f.tcp_flags());
+                let target = e.target();
+                if select::keeps_flows(vip, target) {
+                    target
                 } else {
                     let slot = select::pick(vip, &FlowKey::V4(f.key()));
                     if slot != NO_BACKEND {
-                        v.target = slot;
+                        e.set_target(slot);
                         self.counters.inc(Counter::FlowsRescheduled);
                     }
                     slot
