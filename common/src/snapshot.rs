@@ -226,6 +226,14 @@ impl Snapshot {
         m.get(&key_v4(dst, dst_port, proto)).or_else(|| m.get(&key_v4(dst, 0, proto))).copied()
     }
 
+    /// The value [`Snapshot::lookup_vip_v4`]'s answer depends on, as one word: two
+    /// packets with the same key go to the same VIP (or to none). The burst loop
+    /// compares it with the previous packet's to skip the lookup.
+    #[inline(always)]
+    pub fn vip_key_v4(dst: [u8; 4], dst_port: u16, proto: u8) -> u64 {
+        key_v4(dst, dst_port, proto)
+    }
+
     /// IPv6 version of [`Self::lookup_vip_v4`].
     #[inline]
     pub fn lookup_vip_v6(&self, dst: [u8; 16], dst_port: u16, proto: u8) -> Option<u16> {

@@ -1,7 +1,8 @@
-//! The fast lane (untagged IPv4 TCP/UDP to a GRE/IPIP VIP, `Class::TunnelV4`) must
-//! be invisible: for any sequence of packets, a pipeline with it and one without it
-//! (every packet through the general `Parsed` path) emit the same bytes, give the
-//! same verdicts, and end with the same counters and flow table. Random traffic
+//! The burst loop's fast path (parse's `fast_v4`, the per-burst VIP cache, and the
+//! fast lane for untagged IPv4 TCP/UDP to a GRE/IPIP VIP, `Class::TunnelV4`) must be
+//! invisible: for any sequence of packets, a pipeline with it and one without it
+//! (every packet through `parse_general`, `classify` and the `Parsed` path) emit the
+//! same bytes, give the same verdicts, and end with the same counters and flow table. Random traffic
 //! below covers every outcome the lane has: established and new flows, TCP state
 //! changes, backends down and draining, too big for the MTU (ICMP answered or
 //! dropped), IPv6 outer headers, no backend at all, and the packets that leave the
@@ -102,6 +103,10 @@ struct Pkt {
     len: usize,
     vlan: bool,
     frag: bool,
+    /// 0..=7: client to VIP; 8: from the DNAT backend to the client (a reply);
+    /// 9: from another host to the client, with the same destination as a reply
+    /// (the host's: same destination key, another class).
+    from: u8,
     /// Milliseconds since the previous packet (timeouts: 10 s transitory default).
     gap_ms: u32,
 }
@@ -115,9 +120,9 @@ fn pkt() -> impl Strategy<Value = Pkt> {
             prop::bool::weighted(0.05),
             prop::bool::weighted(0.05),
         ),
-        prop::sample::select(vec![0u32, 1, 500, 15_000]),
+        (prop::sample::select(vec![0u32, 1, 500, 15_000]), 0u8..10),
     )
-        .prop_map(|((udp, dst, dport, client, sport), (flags, tos, df), (len, vlan, frag), gap_ms)| Pkt {
+        .prop_map(|((udp, dst, dport, client, sport), (flags, tos, df), (len, vlan, frag), (gap_ms, from))| Pkt {
             udp,
             dst,
             dport,
@@ -129,20 +134,26 @@ fn pkt() -> impl Strategy<Value = Pkt> {
             len,
             vlan,
             frag,
+            from,
             gap_ms,
         })
 }
 
 fn frame(p: &Pkt) -> Vec<u8> {
     let (lb, gw) = (mac("02:00:00:00:00:01"), mac("02:00:00:00:00:fe"));
-    let src = format!("198.51.100.{}", p.client);
-    let dst = format!("203.0.113.{}", p.dst);
+    let (mut src, mut dst) = (format!("198.51.100.{}", p.client), format!("203.0.113.{}", p.dst));
+    let (mut sport, mut dport) = (p.sport, p.dport);
+    if p.from >= 8 {
+        let from = if p.from == 8 { "10.3.0.1" } else { "10.9.9.9" };
+        (src, dst) = (from.to_string(), format!("198.51.100.{}", p.client));
+        (sport, dport) = (8080, p.sport);
+    }
     let o = IpOpts { ttl: 64, tos: p.tos, df: p.df, ident: 7, flow_label: 0 };
     let payload = vec![0xab; p.len];
     let mut f = if p.udp {
-        udp_frame(lb, gw, &src, &dst, p.sport, p.dport, &payload, o)
+        udp_frame(lb, gw, &src, &dst, sport, dport, &payload, o)
     } else {
-        tcp_frame(lb, gw, &src, &dst, p.sport, p.dport, p.flags, &payload, o)
+        tcp_frame(lb, gw, &src, &dst, sport, dport, p.flags, &payload, o)
     };
     if p.frag {
         // More fragments: the general path's (steered on addresses). The IPv4
@@ -216,6 +227,7 @@ fn the_lane_is_taken_and_reaches_every_outcome() {
         len: 10,
         vlan: false,
         frag: false,
+        from: 0,
         gap_ms: 1,
     };
     let s = Snapshot::build(&Config::from_toml_str(CONFIG).expect("config"), None);
@@ -240,4 +252,36 @@ fn the_lane_is_taken_and_reaches_every_outcome() {
     assert_eq!(pipe.counters.dropped(DropReason::NoBackend), 1);
     assert_eq!(pipe.counters.get(Counter::Encapsulated), 3);
     assert_eq!(pipe.lane_packets, 6, "all six took the fast lane");
+}
+
+/// The burst loop remembers the last packet's VIP lookup, but only a hit: a packet
+/// to the same destination key that is not for a VIP depends on its source too. A
+/// stranger's packet to a client, then the DNAT backend's reply to the same client
+/// port, in one burst: the reply is still translated.
+#[test]
+fn the_vip_cache_keeps_only_vip_hits() {
+    use crate::counters::Counter;
+    let base = Pkt {
+        udp: false,
+        dst: 8,
+        dport: 80,
+        client: 1,
+        sport: 1000,
+        flags: 0x10,
+        tos: 0,
+        df: true,
+        len: 10,
+        vlan: false,
+        frag: false,
+        from: 0,
+        gap_ms: 1,
+    };
+    let s = Snapshot::build(&Config::from_toml_str(CONFIG).expect("config"), None);
+    let mut pipe = Pipeline::new(0, 1, 64, &s);
+    let burst = [base.clone(), Pkt { from: 9, ..base.clone() }, Pkt { from: 8, ..base.clone() }];
+    let mut bufs: Vec<HeapBuf> = burst.iter().map(|p| HeapBuf::from_frame(&frame(p))).collect();
+    let mut v = vec![Verdict::Drop; bufs.len()];
+    pipe.process(&s, 1_000_000_000, &mut bufs, &mut v);
+    assert_eq!(v, [Verdict::Tx, Verdict::Host, Verdict::Tx]);
+    assert_eq!(pipe.counters.get(Counter::DnatReply), 1);
 }

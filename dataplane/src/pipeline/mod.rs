@@ -71,7 +71,7 @@ pub struct Pipeline {
     /// flow hash (for the classes that use the flow table) and, in the fast lane
     /// ([`Class::TunnelV4`]), the compact parse result.
     slots: Vec<Slot>,
-    /// Tests switch the fast lane off to compare it with the general path.
+    /// Tests switch the fast path off to compare it with the general path.
     #[cfg(test)]
     fast_lane: bool,
     /// Packets that took the fast lane (tests).
@@ -218,18 +218,38 @@ impl Pipeline {
         // Pass 1: parse, classify, and prefetch the flow-table buckets. (Zipped
         // iterators rather than indices: no bounds checks in the loops.)
         let mut rx_bytes = 0u64;
+        // The previous fast-path packet's VIP (most of a burst goes to few VIPs): its
+        // `Snapshot::vip_key_v4`, its class and whether the VIP takes the fast lane.
+        // Only VIP hits are kept (a miss's class also depends on the source).
+        let mut last: Option<(u64, Class, bool)> = None;
         for ((b, out), p_out) in pkts.iter().zip(slots.iter_mut()).zip(parsed.iter_mut()) {
             let data = b.data();
             rx_bytes += data.len() as u64;
             // The common case (untagged IPv4 TCP/UDP, not a fragment) classified and
             // hashed from the parse result while it is still in registers.
-            if let Some(f) = parse::fast_v4(data) {
-                let class = classify::classify_ports_v4(&f.key(), snap);
+            if self.fast_path_enabled()
+                && let Some(f) = parse::fast_v4(data)
+            {
+                let k = f.key();
+                let vip_key = Snapshot::vip_key_v4(k.dst, k.dst_port, k.proto);
+                let (class, lane) = match last {
+                    Some((key, class, lane)) if key == vip_key => (class, lane),
+                    _ => {
+                        let class = classify::classify_ports_v4(&k, snap);
+                        let lane = match class {
+                            Class::Vip(v) => {
+                                let lane =
+                                    snap.vips.get(usize::from(v)).is_some_and(|vip| vip.forwarding != Forwarding::Dnat);
+                                last = Some((vip_key, class, lane));
+                                lane
+                            }
+                            _ => false,
+                        };
+                        (class, lane)
+                    }
+                };
                 // The fast lane: to a GRE/IPIP VIP, kept as the compact record.
-                if let Class::Vip(v) = class
-                    && self.lane_enabled()
-                    && snap.vips.get(usize::from(v)).is_some_and(|vip| vip.forwarding != Forwarding::Dnat)
-                {
+                if lane && let Class::Vip(v) = class {
                     #[cfg(test)]
                     {
                         self.lane_packets += 1;
@@ -293,10 +313,10 @@ impl Pipeline {
         self.slots = slots;
     }
 
-    /// Whether the burst loop takes the fast lane (always, but in tests that
-    /// compare it with the general path).
+    /// Whether the burst loop takes its fast path (parse's `fast_v4`, the VIP cache,
+    /// the fast lane): always, but in tests that compare it with the general path.
     #[inline(always)]
-    fn lane_enabled(&self) -> bool {
+    fn fast_path_enabled(&self) -> bool {
         #[cfg(test)]
         return self.fast_lane;
         #[cfg(not(test))]
