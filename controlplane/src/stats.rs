@@ -61,8 +61,8 @@ impl RunStats {
                     "address": v.address.to_string(),
                     "port": v.port,
                     "protocol": if v.proto_num == 6 { "tcp" } else { "udp" },
-                    "packets": vc.total.packets,
-                    "bytes": vc.total.bytes,
+                    "packets": vc.total().packets,
+                    "bytes": vc.total().bytes,
                     "backends": backends,
                 })
             })
@@ -140,7 +140,7 @@ impl RunStats {
         }
         for (i, v) in snap.vips.iter().enumerate() {
             let vc = c.vips.get(i).cloned().unwrap_or_default();
-            let _ = writeln!(s, "vip {} {}:{} ({} packets)", v.name, v.address, v.port, vc.total.packets);
+            let _ = writeln!(s, "vip {} {}:{} ({} packets)", v.name, v.address, v.port, vc.total().packets);
             let sent: u64 = vc.backends.iter().map(|b| b.packets).sum();
             for (j, b) in v.backends.iter().enumerate() {
                 let bc = vc.backends.get(j).copied().unwrap_or_default();

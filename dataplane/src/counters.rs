@@ -207,11 +207,25 @@ pub struct Counters {
     pub vips: Vec<VipCounters>,
 }
 
-/// Counters of one VIP.
+/// Counters of one VIP: what went to each backend slot, and what was received for
+/// the VIP but went to none (no backend, or answered or dropped after the choice).
+/// The VIP's total is their sum ([`VipCounters::total`]), so that the packet path
+/// counts a forwarded packet once, for its backend.
 #[derive(Clone, Debug, Default)]
 pub struct VipCounters {
-    pub total: PacketBytes,
     pub backends: Vec<PacketBytes>,
+    pub unsent: PacketBytes,
+}
+
+impl VipCounters {
+    /// Packets and bytes received for the VIP.
+    pub fn total(&self) -> PacketBytes {
+        let mut t = self.unsent;
+        for b in &self.backends {
+            t.merge(b);
+        }
+        t
+    }
 }
 
 impl Counters {
@@ -241,9 +255,9 @@ impl Counters {
     #[inline]
     pub fn vip_backend(&mut self, vip: u16, slot: u16, bytes: usize) {
         if let Some(v) = self.vips.get_mut(usize::from(vip)) {
-            v.total.add(bytes);
-            if let Some(b) = v.backends.get_mut(usize::from(slot)) {
-                b.add(bytes);
+            match v.backends.get_mut(usize::from(slot)) {
+                Some(b) => b.add(bytes),
+                None => v.unsent.add(bytes),
             }
         }
     }
@@ -253,9 +267,13 @@ impl Counters {
     /// dropped); the VIP keeps it. Off the common path.
     #[cold]
     pub fn backend_unsent(&mut self, vip: u16, slot: u16, bytes: usize) {
-        if let Some(b) = self.vips.get_mut(usize::from(vip)).and_then(|v| v.backends.get_mut(usize::from(slot))) {
-            b.packets = b.packets.saturating_sub(1);
+        let Some(v) = self.vips.get_mut(usize::from(vip)) else { return };
+        if let Some(b) = v.backends.get_mut(usize::from(slot))
+            && b.packets > 0
+        {
+            b.packets -= 1;
             b.bytes = b.bytes.saturating_sub(bytes as u64);
+            v.unsent.add(bytes);
         }
     }
 
@@ -263,7 +281,7 @@ impl Counters {
     #[inline]
     pub fn vip_only(&mut self, vip: u16, bytes: usize) {
         if let Some(v) = self.vips.get_mut(usize::from(vip)) {
-            v.total.add(bytes);
+            v.unsent.add(bytes);
         }
     }
 
@@ -290,7 +308,7 @@ impl Counters {
         }
         self.resize(o.vips.iter().map(|v| v.backends.len()));
         for (a, b) in self.vips.iter_mut().zip(o.vips.iter()) {
-            a.total.merge(&b.total);
+            a.unsent.merge(&b.unsent);
             for (x, y) in a.backends.iter_mut().zip(b.backends.iter()) {
                 x.merge(y);
             }
@@ -327,11 +345,15 @@ mod tests {
         b.vip_backend(1, 0, 10);
         b.inc(Counter::RxPackets);
         a.merge(&b);
-        assert_eq!(a.vips[0].total, PacketBytes { packets: 2, bytes: 150 });
+        assert_eq!(a.vips[0].total(), PacketBytes { packets: 2, bytes: 150 });
         assert_eq!(a.vips[0].backends[2].packets, 1);
         assert_eq!(a.vips[1].backends[0].bytes, 10);
         assert_eq!(a.get(Counter::DropPackets), 1);
         assert_eq!(a.dropped(DropReason::NoBackend), 1);
         assert_eq!(a.get(Counter::RxPackets), 1);
+        a.vip_only(1, 7);
+        a.backend_unsent(1, 0, 10);
+        assert_eq!(a.vips[1].total(), PacketBytes { packets: 2, bytes: 17 }, "unsent and taken back stay the VIP's");
+        assert_eq!(a.vips[1].backends[0], PacketBytes::default());
     }
 }

@@ -285,7 +285,7 @@ fn too_big_without_df_is_dropped_and_with_df_answered() {
     assert_eq!(lb.pipe.counters.get(Counter::IcmpTooBigSent), 1);
     // Both packets count for the VIP; neither went to the backend.
     let vc = &lb.pipe.counters.vips[0];
-    assert_eq!(vc.total.packets, 2);
+    assert_eq!(vc.total().packets, 2);
     assert_eq!(vc.backends.iter().map(|b| b.packets).sum::<u64>(), 0, "nothing was sent to a backend");
     assert_eq!(vc.backends.iter().map(|b| b.bytes).sum::<u64>(), 0);
 }
