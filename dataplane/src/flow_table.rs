@@ -379,10 +379,23 @@ impl FlowTable {
         Some(EntryMut { bucket, way })
     }
 
-    /// [`FlowTable::insert_hashed`] for an IPv4 key's hash.
+    /// [`FlowTable::insert_absent_hashed`] for an IPv4 key's hash.
     #[inline]
-    pub fn insert_v4(&mut self, hash: FlowHash, value: FlowValue, now_ms: u32) {
-        self.v4.insert(hash.index, hash.fp, value, now_ms, &self.timeouts)
+    pub fn insert_absent_v4(&mut self, hash: FlowHash, value: FlowValue, now_ms: u32) {
+        self.v4.insert_absent(hash.index, hash.fp, value, now_ms, &self.timeouts)
+    }
+
+    /// [`FlowTable::insert_hashed`] of a key that is not in the table: its lookup
+    /// (`lookup_hashed`, `lookup_v4_entry`) has just missed and nothing has changed
+    /// the table since. It skips looking for the key again; for a key that *is* in
+    /// the table it would add a second entry (use [`FlowTable::insert_hashed`]).
+    #[inline]
+    pub fn insert_absent_hashed(&mut self, key: &FlowKey, hash: FlowHash, value: FlowValue, now_ms: u32) {
+        debug_assert_eq!(hash, self.hash(key));
+        match key {
+            FlowKey::V4(_) => self.v4.insert_absent(hash.index, hash.fp, value, now_ms, &self.timeouts),
+            FlowKey::V6(_) => self.v6.insert_absent(hash.index, hash.fp, value, now_ms, &self.timeouts),
+        }
     }
 
     /// [`FlowTable::prefetch`] with `hash == self.hash(key)`.

@@ -321,6 +321,39 @@ impl SubTable {
             Self::update(bucket, way, value, now_ms, timeouts, &mut self.stats);
             return;
         }
+        self.place_new(i, fp, value, now_ms, timeouts);
+    }
+
+    /// Insert of a key known to be absent (a lookup of it just missed, and nothing
+    /// changed the table since): [`SubTable::insert`] without looking for the key
+    /// in its bucket and the overflow area again.
+    #[inline]
+    pub(super) fn insert_absent(
+        &mut self,
+        index: u64,
+        fp: u64,
+        value: FlowValue,
+        now_ms: u32,
+        timeouts: &FlowTimeouts,
+    ) {
+        let i = self.index(index);
+        let Some(bucket) = self.buckets.bucket_mut(i) else { return };
+        let occ = bucket.occupied();
+        if occ != ALL_WAYS {
+            bucket.set((!occ & ALL_WAYS).trailing_zeros() as usize, fp, value, now_ms);
+            self.stats.active += 1;
+            self.stats.created += 1;
+            return;
+        }
+        self.place_new(i, fp, value, now_ms, timeouts);
+    }
+
+    /// A key absent from the table into main bucket `i` (which may be full): the
+    /// entry it displaces moves to the overflow area or is evicted.
+    #[cold]
+    #[inline(never)]
+    fn place_new(&mut self, i: usize, fp: u64, value: FlowValue, now_ms: u32, timeouts: &FlowTimeouts) {
+        let o = ovf_index(i, self.n_ovf);
         let Some(bucket) = self.buckets.bucket_mut(i) else { return };
         let (way, reclaimed, replaces) = Self::place(bucket, now_ms, timeouts);
         let displaced = replaces.then(|| (bucket.fp(way), bucket.value(way), bucket.seen(way)));

@@ -941,6 +941,53 @@ proptest! {
         prop_assert_eq!(t.len(), held);
         prop_assert!(t.stats().created >= t.stats().evicted + t.len() as u64);
     }
+
+    /// The packet path's insert after a lookup miss (`insert_absent_hashed`, which
+    /// does not look for the key again) leaves the table exactly as `insert` would:
+    /// same answers for every key, same counters, same spills, under pressure and
+    /// with entries expiring.
+    #[test]
+    fn inserting_after_a_miss_is_insert(
+        seed in any::<u64>(),
+        ops in prop::collection::vec((0..4u8, 0..400usize, any::<u16>()), 1..1500),
+    ) {
+        let short = FlowTimeouts { established_ms: 300, transitory_ms: 100, udp_ms: 200 };
+        let mut a = FlowTable::with_capacities(136, 0, short);
+        let mut b = FlowTable::with_capacities(136, 0, short);
+        let mut rng = Rng(seed | 1);
+        let keys: Vec<FlowKey> = (0..400).map(|_| rng.key_v4()).collect();
+        let mut now = 0u32;
+        for (n, (op, i, target)) in ops.into_iter().enumerate() {
+            let k = keys[i];
+            let class = [FlowClass::Transitory, FlowClass::Established, FlowClass::Udp][usize::from(target % 3)];
+            match op {
+                0 | 1 => {
+                    let h = a.hash(&k);
+                    if a.lookup_hashed(&k, h, now).is_none() {
+                        a.insert_hashed(&k, h, val(target, class), now);
+                    }
+                    if b.lookup_hashed(&k, h, now).is_none() {
+                        b.insert_absent_hashed(&k, h, val(target, class), now);
+                    }
+                }
+                2 => {
+                    prop_assert_eq!(a.remove(&k), b.remove(&k));
+                }
+                _ => now += u32::from(target % 256),
+            }
+            if n % 16 == 0 {
+                for k in &keys {
+                    prop_assert_eq!(a.peek(k, now), b.peek(k, now));
+                }
+                prop_assert_eq!(a.stats(), b.stats());
+                prop_assert_eq!(a.spills(), b.spills());
+            }
+        }
+        for k in &keys {
+            prop_assert_eq!(a.peek(k, now), b.peek(k, now));
+        }
+        prop_assert_eq!(a.stats(), b.stats());
+    }
 }
 
 /// The fast lane's class table agrees with the functions it is built from, read

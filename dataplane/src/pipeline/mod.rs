@@ -453,7 +453,8 @@ impl Pipeline {
         let slot = select::pick(vip, &FlowKey::V4(f.key()));
         if slot != NO_BACKEND {
             let class = if f.proto() == proto::TCP { FlowClass::from_tcp_flags(f.tcp_flags()) } else { FlowClass::Udp };
-            self.flows.insert_v4(hash, FlowValue { target: slot, class, reverse: false }, now_ms);
+            // The lookup just missed: the key is absent.
+            self.flows.insert_absent_v4(hash, FlowValue { target: slot, class, reverse: false }, now_ms);
         }
         slot
     }
@@ -477,7 +478,9 @@ impl Pipeline {
         }
         let slot = select::pick(vip, key);
         if slot != NO_BACKEND {
-            self.flows.insert_hashed(key, hash, FlowValue { target: slot, class: class_of(p), reverse: false }, now_ms);
+            // The lookup just missed: the key is absent.
+            let value = FlowValue { target: slot, class: class_of(p), reverse: false };
+            self.flows.insert_absent_hashed(key, hash, value, now_ms);
         }
         slot
     }
