@@ -111,6 +111,25 @@ struct Pkt {
     gap_ms: u32,
 }
 
+/// An ACK of 10 bytes from client 198.51.100.1:1000 to the GRE VIP 203.0.113.5:80.
+fn plain() -> Pkt {
+    Pkt {
+        udp: false,
+        dst: 5,
+        dport: 80,
+        client: 1,
+        sport: 1000,
+        flags: 0x10,
+        tos: 0,
+        df: true,
+        len: 10,
+        vlan: false,
+        frag: false,
+        from: 0,
+        gap_ms: 1,
+    }
+}
+
 fn pkt() -> impl Strategy<Value = Pkt> {
     (
         (any::<bool>(), 5u8..=9, prop::sample::select(vec![80u16, 53, 443, 8080]), 0u8..6, 1000u16..1006),
@@ -215,21 +234,7 @@ proptest! {
 #[test]
 fn the_lane_is_taken_and_reaches_every_outcome() {
     use crate::counters::{Counter, DropReason};
-    let base = Pkt {
-        udp: false,
-        dst: 5,
-        dport: 80,
-        client: 1,
-        sport: 1000,
-        flags: 0x02,
-        tos: 0,
-        df: true,
-        len: 10,
-        vlan: false,
-        frag: false,
-        from: 0,
-        gap_ms: 1,
-    };
+    let base = Pkt { flags: 0x02, ..plain() };
     let s = Snapshot::build(&Config::from_toml_str(CONFIG).expect("config"), None);
     let mut pipe = Pipeline::new(0, 1, 64, &s);
     let cases = [
@@ -261,21 +266,7 @@ fn the_lane_is_taken_and_reaches_every_outcome() {
 #[test]
 fn the_vip_cache_keeps_only_vip_hits() {
     use crate::counters::Counter;
-    let base = Pkt {
-        udp: false,
-        dst: 8,
-        dport: 80,
-        client: 1,
-        sport: 1000,
-        flags: 0x10,
-        tos: 0,
-        df: true,
-        len: 10,
-        vlan: false,
-        frag: false,
-        from: 0,
-        gap_ms: 1,
-    };
+    let base = Pkt { dst: 8, ..plain() };
     let s = Snapshot::build(&Config::from_toml_str(CONFIG).expect("config"), None);
     let mut pipe = Pipeline::new(0, 1, 64, &s);
     let burst = [base.clone(), Pkt { from: 9, ..base.clone() }, Pkt { from: 8, ..base.clone() }];
