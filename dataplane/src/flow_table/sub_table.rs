@@ -169,10 +169,20 @@ impl SubTable {
         }
     }
 
-    /// The live entry for a key's hashes, its last-seen time refreshed; an expired
-    /// one is reclaimed and is a miss.
     #[inline]
     pub(super) fn lookup(
+        &mut self,
+        index: u64,
+        fp: u64,
+        now_ms: u32,
+        timeouts: &FlowTimeouts,
+    ) -> Option<&mut FlowValue> {
+        self.lookup_inline(index, fp, now_ms, timeouts)
+    }
+
+    /// [`SubTable::lookup`], always inlined (the fast lane's copy).
+    #[inline(always)]
+    pub(super) fn lookup_inline(
         &mut self,
         index: u64,
         fp: u64,
@@ -183,7 +193,7 @@ impl SubTable {
         bucket.value_mut(way)
     }
 
-    /// [`SubTable::lookup`] as the live entry's bucket and way, always inlined (the fast
+    /// [`SubTable::lookup_inline`] as the live entry's bucket and way (the fast
     /// lane reads and writes the value's bytes in place through a
     /// [`super::EntryMut`]).
     #[inline(always)]
