@@ -400,7 +400,7 @@ impl Pipeline {
 
     /// The fast lane's act: [`Pipeline::forward_to_vip`] for TCP/UDP over IPv4
     /// to a GRE/IPIP VIP, on the compact [`FastV4`] record (same outcomes, same
-    /// counters; property-tested against the general path in `tests/fast_lane.rs`).
+    /// counters; property-tested against the general path in `fast_lane_tests.rs`).
     #[inline(always)]
     fn tunnel_v4<B: PacketBuf>(
         &mut self,
