@@ -276,3 +276,28 @@ fn the_vip_cache_keeps_only_vip_hits() {
     assert_eq!(v, [Verdict::Tx, Verdict::Host, Verdict::Tx]);
     assert_eq!(pipe.counters.get(Counter::DnatReply), 1);
 }
+
+proptest! {
+    /// The fast lane's record gives back the packet's key, and the flow table's hash
+    /// of its words is the hash of that key (the general path finds the lane's
+    /// entries: a VLAN-tagged or option-carrying packet of the same flow).
+    #[test]
+    fn the_lane_record_hashes_as_its_key(p in pkt()) {
+        use common::flow::{FlowKey, FlowKeyV4};
+        let p = Pkt { vlan: false, frag: false, ..p };
+        let f = frame(&p);
+        let r = super::parse::fast_v4(&f).expect("the fast path's frame");
+        let t = crate::flow_table::FlowTable::new(64, super::flow_timeouts(
+            &Snapshot::build(&Config::from_toml_str(CONFIG).expect("config"), None),
+        ));
+        let key = FlowKeyV4 {
+            src: f[26..30].try_into().unwrap(),
+            dst: f[30..34].try_into().unwrap(),
+            src_port: u16::from_be_bytes([f[34], f[35]]),
+            dst_port: u16::from_be_bytes([f[36], f[37]]),
+            proto: f[23],
+        };
+        prop_assert_eq!(r.key(), key);
+        prop_assert_eq!(t.hash_v4_words(r.addrs, r.words & super::parse::FAST_KEY_BITS), t.hash(&FlowKey::V4(key)));
+    }
+}

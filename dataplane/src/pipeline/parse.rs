@@ -238,7 +238,10 @@ pub fn fast_v4(frame: &[u8]) -> Option<FastV4> {
         _ => return None,
     };
     // Whole-word loads (byte by byte, LLVM assembles the words from single loads).
-    let addrs = u64::from_ne_bytes(*h[26..].first_chunk().unwrap_or(&[0; 8]));
+    // One 8-byte load; `from_ne_bytes` puts the first 4 bytes (the source) low on a
+    // little-endian machine and high on a big-endian one: source low either way.
+    let w = u64::from_ne_bytes(*h[26..].first_chunk().unwrap_or(&[0; 8]));
+    let addrs = if cfg!(target_endian = "little") { w } else { w.rotate_left(32) };
     // [sport, dport] on the wire, as sport | dport << 16.
     let ports = u32::from_be_bytes(*h[L4..].first_chunk().unwrap_or(&[0; 4])).rotate_left(16);
     let words = u64::from(ports)
