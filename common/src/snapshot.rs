@@ -146,6 +146,8 @@ struct Lookup {
     addr_v6: FlatMap<u128, ()>,
     dnat_v4: FlatMap<KeyV4, u16>,
     dnat_v6: FlatMap<KeyV6, u16>,
+    /// Some active VIP forwards by DNAT.
+    dnat: bool,
 }
 
 /// The immutable forwarding state. `Send + Sync`; share it as `Arc<Snapshot>`.
@@ -251,6 +253,13 @@ impl Snapshot {
     #[inline]
     pub fn is_vip_addr_v6(&self, addr: [u8; 16]) -> bool {
         self.lookup.addr_v6.contains_key(&u128::from_be_bytes(addr))
+    }
+
+    /// Whether some active VIP forwards by DNAT (without one, no TCP/UDP packet
+    /// needs another worker than the one RSS gave it: see the data plane's `steer`).
+    #[inline]
+    pub fn has_dnat(&self) -> bool {
+        self.lookup.dnat
     }
 
     /// Is `src:src_port` (protocol `proto`) a backend (in any state but removed) of an
@@ -374,6 +383,7 @@ fn build_lookup(vips: &[VipEntry]) -> Lookup {
             }
         }
         if v.is_dnat() {
+            l.dnat = true;
             for b in v.backends.iter().filter(|b| b.state != BackendState::Removed) {
                 match b.address {
                     IpAddr::V4(a) => l.dnat_v4.insert(key_v4(a.octets(), b.port, v.proto_num), id),

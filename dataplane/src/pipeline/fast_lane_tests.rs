@@ -301,3 +301,20 @@ proptest! {
         prop_assert_eq!(t.hash_v4_words(r.addrs, r.words & super::parse::FAST_KEY_BITS), t.hash(&FlowKey::V4(key)));
     }
 }
+
+proptest! {
+    /// The workers' steering shortcut (no DNAT VIP, a TCP/UDP packet the fast
+    /// parse takes: stay) answers what the full steering does, with and without
+    /// DNAT VIPs in the configuration.
+    #[test]
+    fn the_steering_shortcut_agrees_with_the_full_answer(p in pkt(), dnat in any::<bool>(), workers in 2u16..5) {
+        let text = if dnat { CONFIG } else { CONFIG.split("    [[vip]]\n    name = \"dnat\"").next().unwrap_or(CONFIG) };
+        let snap = Snapshot::build(&Config::from_toml_str(text).expect("config"), None);
+        prop_assert_eq!(snap.has_dnat(), dnat);
+        let f = frame(&p);
+        prop_assert_eq!(
+            super::steer::owner(&f, &snap, workers),
+            super::steer::owner_general(&f, &snap, workers)
+        );
+    }
+}

@@ -17,12 +17,25 @@ use common::snapshot::Snapshot;
 
 use super::classify::{Class, classify};
 use super::icmp::{IcmpKind, inspect};
-use super::parse::{ParseOutcome, parse};
+use super::parse::{ParseOutcome, fast_v4, parse};
 use crate::rss;
 
 /// The worker owning this frame's flow, or `None` when the receiving worker does.
 #[inline]
 pub fn owner(frame: &[u8], snap: &Snapshot, workers: u16) -> Option<u16> {
+    // Without DNAT VIPs, a TCP/UDP packet (one parse's fast path takes: untagged
+    // IPv4, not a fragment) is a GRE/IPIP VIP's or the host's: it stays. Only ICMP
+    // and the rest need the full answer. (What the worker asks of every packet of
+    // every burst when it has company: a few compares instead of parse and classify.)
+    if !snap.has_dnat() && fast_v4(frame).is_some() {
+        return None;
+    }
+    owner_general(frame, snap, workers)
+}
+
+/// [`owner`] without the shortcut: parse, classify, and the owner by class.
+#[inline]
+pub(super) fn owner_general(frame: &[u8], snap: &Snapshot, workers: u16) -> Option<u16> {
     let ParseOutcome::Ip(p) = parse(frame) else { return None };
     match classify(&p, snap) {
         Class::Vip(v) if snap.vips[usize::from(v)].forwarding == Forwarding::Dnat => {
