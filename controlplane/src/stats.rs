@@ -56,13 +56,14 @@ impl RunStats {
                         })
                     })
                     .collect();
+                let total = vc.total();
                 json!({
                     "name": v.name,
                     "address": v.address.to_string(),
                     "port": v.port,
                     "protocol": if v.proto_num == 6 { "tcp" } else { "udp" },
-                    "packets": vc.total().packets,
-                    "bytes": vc.total().bytes,
+                    "packets": total.packets,
+                    "bytes": total.bytes,
                     "backends": backends,
                 })
             })

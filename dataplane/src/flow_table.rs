@@ -29,7 +29,7 @@ mod sub_table;
 #[cfg(test)]
 mod tests;
 
-use common::flow::{FlowKey, FlowKeyV4};
+use common::flow::FlowKey;
 use zerocopy::{Immutable, IntoBytes, KnownLayout, TryFromBytes};
 
 use bucket::{Seeds, hash_v4, hash_v4_words, hash_v6};
@@ -348,15 +348,7 @@ impl FlowTable {
         FlowHash { index, fp }
     }
 
-    /// [`FlowTable::hash`] of an IPv4 key, for the fast lane (which keeps the key
-    /// as a [`FlowKeyV4`]): equal to `self.hash(&FlowKey::V4(*k))`.
-    #[inline(always)]
-    pub fn hash_v4(&self, k: &FlowKeyV4) -> FlowHash {
-        let (index, fp) = hash_v4(k, self.seeds);
-        FlowHash { index, fp }
-    }
-
-    /// [`FlowTable::hash_v4`] of a key given as two words: `addrs` (source address
+    /// [`FlowTable::hash`] of an IPv4 key given as two words: `addrs` (source address
     /// in the low 32 bits, destination in the high, each `u32::from_ne_bytes` of its
     /// bytes) and `rest` (source port, destination port << 16, protocol << 32).
     #[inline(always)]

@@ -177,24 +177,12 @@ impl SubTable {
         now_ms: u32,
         timeouts: &FlowTimeouts,
     ) -> Option<&mut FlowValue> {
-        self.lookup_inline(index, fp, now_ms, timeouts)
-    }
-
-    /// [`SubTable::lookup`], always inlined (the fast lane's copy).
-    #[inline(always)]
-    pub(super) fn lookup_inline(
-        &mut self,
-        index: u64,
-        fp: u64,
-        now_ms: u32,
-        timeouts: &FlowTimeouts,
-    ) -> Option<&mut FlowValue> {
         let (bucket, way) = self.lookup_way(index, fp, now_ms, timeouts)?;
         bucket.value_mut(way)
     }
 
-    /// [`SubTable::lookup_inline`] as the live entry's bucket and way (the fast
-    /// lane reads and writes the value's bytes in place through a
+    /// [`SubTable::lookup`] as the live entry's bucket and way, always inlined (the
+    /// fast lane reads and writes the value's bytes in place through a
     /// [`super::EntryMut`]).
     #[inline(always)]
     pub(super) fn lookup_way(
@@ -267,22 +255,17 @@ impl SubTable {
     #[inline]
     pub(super) fn insert(&mut self, index: u64, fp: u64, value: FlowValue, now_ms: u32, timeouts: &FlowTimeouts) {
         let i = self.index(index);
-        let flagged = flag_bit(&self.flags, i);
         let Some(bucket) = self.buckets.bucket_mut(i) else { return };
-        let occ = bucket.occupied();
-        // The common cases inline: the key is here (update), or it is new and the
-        // bucket has a free way and never overflowed (so the key is nowhere else).
+        // The key is here (update it), or in the overflow area if this bucket ever
+        // overflowed (update it there); else it is absent.
         if let Some(way) = bucket.find(fp) {
             Self::update(bucket, way, value, now_ms, timeouts, &mut self.stats);
             return;
         }
-        if occ != ALL_WAYS && !flagged {
-            bucket.set((!occ & ALL_WAYS).trailing_zeros() as usize, fp, value, now_ms);
-            self.stats.active += 1;
-            self.stats.created += 1;
+        if flag_bit(&self.flags, i) && self.update_in_overflow(i, fp, value, now_ms, timeouts) {
             return;
         }
-        self.insert_slow(i, fp, value, now_ms, timeouts);
+        self.insert_absent_at(i, fp, value, now_ms, timeouts);
     }
 
     /// Insert of a key already in `bucket`'s `way`: new value, seen now. If its entry
@@ -305,23 +288,25 @@ impl SubTable {
         }
     }
 
-    /// The rest of [`SubTable::insert`] for a key not in main bucket `i`, when that
-    /// bucket is full or has overflowed: the key may be in the overflow area
-    /// (update it there); else it goes in the main bucket, and the live entry it
-    /// displaces moves to the overflow bucket if that has a free way, or is evicted
-    /// (a saturated table then costs what it did without the overflow area).
+    /// Update the key's entry in main bucket `i`'s overflow bucket, if it is there.
     #[cold]
     #[inline(never)]
-    fn insert_slow(&mut self, i: usize, fp: u64, value: FlowValue, now_ms: u32, timeouts: &FlowTimeouts) {
+    fn update_in_overflow(
+        &mut self,
+        i: usize,
+        fp: u64,
+        value: FlowValue,
+        now_ms: u32,
+        timeouts: &FlowTimeouts,
+    ) -> bool {
         let o = ovf_index(i, self.n_ovf);
-        if flag_bit(&self.flags, i)
-            && let Some(bucket) = self.overflow.bucket_mut(o)
+        if let Some(bucket) = self.overflow.bucket_mut(o)
             && let Some(way) = bucket.find(fp)
         {
             Self::update(bucket, way, value, now_ms, timeouts, &mut self.stats);
-            return;
+            return true;
         }
-        self.place_new(i, fp, value, now_ms, timeouts);
+        false
     }
 
     /// Insert of a key known to be absent (a lookup of it just missed, and nothing
@@ -337,6 +322,13 @@ impl SubTable {
         timeouts: &FlowTimeouts,
     ) {
         let i = self.index(index);
+        self.insert_absent_at(i, fp, value, now_ms, timeouts);
+    }
+
+    /// An absent key into main bucket `i`: its lowest free way, else (the bucket is
+    /// full) [`SubTable::place_new`].
+    #[inline(always)]
+    fn insert_absent_at(&mut self, i: usize, fp: u64, value: FlowValue, now_ms: u32, timeouts: &FlowTimeouts) {
         let Some(bucket) = self.buckets.bucket_mut(i) else { return };
         let occ = bucket.occupied();
         if occ != ALL_WAYS {
@@ -348,8 +340,10 @@ impl SubTable {
         self.place_new(i, fp, value, now_ms, timeouts);
     }
 
-    /// A key absent from the table into main bucket `i` (which may be full): the
-    /// entry it displaces moves to the overflow area or is evicted.
+    /// A key absent from the table into full main bucket `i`: it takes an expired
+    /// way, or a victim's, and a live victim moves to the overflow bucket if that has
+    /// a free way, or is evicted (a saturated table then costs what it did without
+    /// the overflow area).
     #[cold]
     #[inline(never)]
     fn place_new(&mut self, i: usize, fp: u64, value: FlowValue, now_ms: u32, timeouts: &FlowTimeouts) {

@@ -61,14 +61,7 @@ pub fn encapsulate<B: PacketBuf>(buf: &mut B, p: &Parsed, mtu: u16, outer: &Oute
     if outer.shape == Shape::NoSource {
         return Err(EncapError::NoSource);
     }
-    let mtu = usize::from(mtu);
-    if inner_len + overhead > mtu {
-        return Err(EncapError::TooBig { inner_mtu: (mtu.saturating_sub(overhead)) as u16 });
-    }
-    buf.truncate(l2 + inner_len);
-    if !buf.prepend(overhead) {
-        return Err(EncapError::NoHeadroom);
-    }
+    make_room(buf, l2, inner_len, overhead, mtu)?;
     let label = if matches!(outer.shape, Shape::V6Gre | Shape::V6Ipip) { flow_label(&p.key) } else { 0 };
     let data = buf.data_mut();
     if l2 == ethernet::HEADER_LEN {
@@ -117,25 +110,36 @@ fn encap_v4_as<B: PacketBuf, const H: usize>(
     outer: &OuterHeader,
 ) -> Result<(), EncapError> {
     const E: usize = ethernet::HEADER_LEN;
-    let overhead = H - E;
     let inner_len = usize::from(f.ip_len);
-    let mtu = usize::from(mtu);
-    if inner_len + overhead > mtu {
-        return Err(EncapError::TooBig { inner_mtu: (mtu.saturating_sub(overhead)) as u16 });
-    }
-    buf.truncate(E + inner_len);
-    if !buf.prepend(overhead) {
-        return Err(EncapError::NoHeadroom);
-    }
-    let label = if H == tunnel::V6_GRE || H == tunnel::V6_IPIP {
-        (hash::hash_5tuple_v4(&f.key()) as u32) & 0x000f_ffff
-    } else {
-        0
-    };
+    make_room(buf, E, inner_len, H - E, mtu)?;
+    let label = if H == tunnel::V6_GRE || H == tunnel::V6_IPIP { flow_label(&FlowKey::V4(f.key())) } else { 0 };
     // The frame now holds at least E + 28 bytes of inner packet (`fast_v4`'s
     // minimum) behind the `overhead` just prepended: never `None`.
     let Some(h) = buf.data_mut().first_chunk_mut::<H>() else { return Err(EncapError::NoHeadroom) };
     outer.write_to::<H>(h, true, f.tos(), inner_len, label);
+    Ok(())
+}
+
+/// The MTU check and the frame's growth that every encapsulation does: the result
+/// (`overhead` + the inner packet of `inner_len` bytes) must fit `mtu`; the frame is
+/// cut to its `l2` header and inner packet (Ethernet padding removed) and grown by
+/// `overhead` at the front.
+#[inline(always)]
+fn make_room<B: PacketBuf>(
+    buf: &mut B,
+    l2: usize,
+    inner_len: usize,
+    overhead: usize,
+    mtu: u16,
+) -> Result<(), EncapError> {
+    let mtu = usize::from(mtu);
+    if inner_len + overhead > mtu {
+        return Err(EncapError::TooBig { inner_mtu: (mtu.saturating_sub(overhead)) as u16 });
+    }
+    buf.truncate(l2 + inner_len);
+    if !buf.prepend(overhead) {
+        return Err(EncapError::NoHeadroom);
+    }
     Ok(())
 }
 

@@ -98,10 +98,27 @@ impl Slot {
 /// (a flow picked up mid-stream) is established.
 #[inline]
 fn class_of(p: &Parsed) -> FlowClass {
-    if p.proto != proto::TCP {
+    new_flow_class(p.proto, p.tcp_flags)
+}
+
+/// [`class_of`] from the packet's protocol and TCP flags.
+#[inline(always)]
+fn new_flow_class(proto: u8, tcp_flags: u8) -> FlowClass {
+    if proto != proto::TCP {
         return FlowClass::Udp;
     }
-    FlowClass::from_tcp_flags(p.tcp_flags)
+    FlowClass::from_tcp_flags(tcp_flags)
+}
+
+/// A new backend for a flow whose backend went down or was removed: Maglev's
+/// choice, counted as a rescheduled flow when there is one.
+#[inline]
+fn repick(counters: &mut Counters, vip: &VipEntry, key: &FlowKey) -> u16 {
+    let slot = select::pick(vip, key);
+    if slot != NO_BACKEND {
+        counters.inc(Counter::FlowsRescheduled);
+    }
+    slot
 }
 
 /// Class of an existing flow after a packet (see [`FlowClass::after_tcp_flags`]).
@@ -238,8 +255,7 @@ impl Pipeline {
                         let class = classify::classify_ports_v4(&k, snap);
                         let lane = match class {
                             Class::Vip(v) => {
-                                let lane =
-                                    snap.vips.get(usize::from(v)).is_some_and(|vip| vip.forwarding != Forwarding::Dnat);
+                                let lane = snap.vips.get(usize::from(v)).is_some_and(|vip| !vip.is_dnat());
                                 last = Some((vip_key, class, lane));
                                 lane
                             }
@@ -254,7 +270,8 @@ impl Pipeline {
                     {
                         self.lane_packets += 1;
                     }
-                    let h = self.flows.hash_v4_words(f.addrs, f.words & parse::FAST_KEY_BITS);
+                    let (addrs, rest) = f.key_words();
+                    let h = self.flows.hash_v4_words(addrs, rest);
                     self.flows.prefetch_v4(h);
                     *out = Slot { hash: h, fast: f, class: Class::TunnelV4(v) };
                     continue;
@@ -420,10 +437,9 @@ impl Pipeline {
                 if select::keeps_flows(vip, target) {
                     target
                 } else {
-                    let slot = select::pick(vip, &FlowKey::V4(f.key()));
+                    let slot = repick(&mut self.counters, vip, &FlowKey::V4(f.key()));
                     if slot != NO_BACKEND {
                         e.set_target(slot);
-                        self.counters.inc(Counter::FlowsRescheduled);
                     }
                     slot
                 }
@@ -435,15 +451,16 @@ impl Pipeline {
             return Err(DropReason::NoBackend);
         }
         self.counters.vip_backend(vip_id, slot, len);
-        match vip.tunnels.get(usize::from(slot)) {
-            Some(outer) => match encap::encapsulate_v4_untagged(b, f, snap.node.mtu, outer) {
-                Ok(()) => {
-                    self.counters.inc(Counter::Encapsulated);
-                    Ok(Verdict::Tx)
-                }
-                Err(e) => self.encap_failed(snap, b, &f.parsed(), e, (vip, slot)),
-            },
-            None => self.encap_failed(snap, b, &f.parsed(), EncapError::NoSource, (vip, slot)),
+        let r = match vip.tunnels.get(usize::from(slot)) {
+            Some(outer) => encap::encapsulate_v4_untagged(b, f, snap.node.mtu, outer),
+            None => Err(EncapError::NoSource),
+        };
+        match r {
+            Ok(()) => {
+                self.counters.inc(Counter::Encapsulated);
+                Ok(Verdict::Tx)
+            }
+            Err(e) => self.encap_failed(snap, b, &f.parsed(), e, (vip, slot)),
         }
     }
 
@@ -452,7 +469,7 @@ impl Pipeline {
     fn new_flow_v4(&mut self, vip: &VipEntry, f: &FastV4, hash: FlowHash, now_ms: u32) -> u16 {
         let slot = select::pick(vip, &FlowKey::V4(f.key()));
         if slot != NO_BACKEND {
-            let class = if f.proto() == proto::TCP { FlowClass::from_tcp_flags(f.tcp_flags()) } else { FlowClass::Udp };
+            let class = new_flow_class(f.proto(), f.tcp_flags());
             // The lookup just missed: the key is absent.
             self.flows.insert_absent_v4(hash, FlowValue { target: slot, class, reverse: false }, now_ms);
         }
@@ -469,10 +486,9 @@ impl Pipeline {
             if select::keeps_flows(vip, v.target) {
                 return v.target;
             }
-            let slot = select::pick(vip, key);
+            let slot = repick(&mut self.counters, vip, key);
             if slot != NO_BACKEND {
                 v.target = slot;
-                self.counters.inc(Counter::FlowsRescheduled);
             }
             return slot;
         }

@@ -133,7 +133,7 @@ pub struct FastV4 {
 }
 
 /// The bits of [`FastV4::words`] that belong to the flow key.
-pub const FAST_KEY_BITS: u64 = (1 << 40) - 1;
+const FAST_KEY_BITS: u64 = (1 << 40) - 1;
 
 impl FastV4 {
     /// A placeholder (the burst loop's slots start with it).
@@ -150,6 +150,13 @@ impl FastV4 {
             dst_port: (w >> 16) as u16,
             proto: (w >> 32) as u8,
         }
+    }
+
+    /// The flow key as the two words the flow table hashes
+    /// ([`crate::flow_table::FlowTable::hash_v4_words`]).
+    #[inline(always)]
+    pub fn key_words(&self) -> (u64, u64) {
+        (self.addrs, self.words & FAST_KEY_BITS)
     }
 
     #[inline(always)]
@@ -190,12 +197,6 @@ impl FastV4 {
             df: self.df(),
         }
     }
-}
-
-/// The common case as a full [`Parsed`] (see [`fast_v4`]).
-#[inline(always)]
-pub fn fast_v4_parsed(frame: &[u8]) -> Option<Parsed> {
-    fast_v4(frame).map(|f| f.parsed())
 }
 
 /// The common case in a few loads and compares: untagged Ethernet, IPv4 without
