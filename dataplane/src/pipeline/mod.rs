@@ -192,11 +192,21 @@ impl Pipeline {
 
     /// Run a burst through the pipeline. `verdicts[i]` receives the verdict for `pkts[i]`.
     /// `now_ns` is the pipeline's clock (monotonic time live), one reading per burst.
-    pub fn process<B: PacketBuf>(&mut self, snap: &Snapshot, now_ns: u64, pkts: &mut [B], verdicts: &mut [Verdict]) {
+    /// Returns how many verdicts are [`Verdict::Tx`] (when that is all of them, the
+    /// worker sends the burst as it is, without sorting it by verdict).
+    pub fn process<B: PacketBuf>(
+        &mut self,
+        snap: &Snapshot,
+        now_ns: u64,
+        pkts: &mut [B],
+        verdicts: &mut [Verdict],
+    ) -> usize {
         let now_ms = (now_ns / 1_000_000) as u32;
+        let mut tx = 0;
         for (chunk, vchunk) in pkts.chunks_mut(BURST).zip(verdicts.chunks_mut(BURST)) {
-            self.process_burst(snap, |_| now_ms, chunk, vchunk);
+            tx += self.process_burst(snap, |_| now_ms, chunk, vchunk);
         }
+        tx
     }
 
     /// As [`Pipeline::process`], with each packet's own time (`times_ns[i]`, e.g. its
@@ -216,13 +226,14 @@ impl Pipeline {
         }
     }
 
+    /// One burst of at most [`BURST`] packets; returns how many verdicts are `Tx`.
     fn process_burst<B: PacketBuf, T: Fn(usize) -> u32>(
         &mut self,
         snap: &Snapshot,
         now_ms: T,
         pkts: &mut [B],
         verdicts: &mut [Verdict],
-    ) {
+    ) -> usize {
         // `process`/`process_timed` cut bursts of at most BURST: the arrays below and
         // the kept list's capacity (no allocation) depend on it.
         debug_assert!(pkts.len() <= BURST && verdicts.len() >= pkts.len());
@@ -328,6 +339,7 @@ impl Pipeline {
         self.counters.add(Counter::HostBytes, host_bytes);
         self.parsed = parsed;
         self.slots = slots;
+        tx as usize
     }
 
     /// Whether the burst loop takes its fast path (parse's `fast_v4`, the VIP cache,
