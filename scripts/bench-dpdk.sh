@@ -22,6 +22,8 @@
 #   HUGE=auto        auto|1|0: 2 MB hugepages (set up here, undone at exit) or --no-huge
 #   RUNS=1           repeat the runs this many times (alternating)
 #   FWD=1            also run dpdk_fwd (the Port-trait loop without the pipeline)
+#   LADDER=0         1: also run dpdk_fwd --work parse, encap and table (the pipeline's
+#                    parts one by one on the same port; see dataplane/examples/dpdk_fwd.rs)
 #   WORKERS2=1       also run testpmd and l4lb with two queues / two forwarding threads
 #   PERF=            write a `perf record` profile of each l4lb run's process to this file
 #   FLOW_CAPACITY=65536  l4lb's flow_table_capacity
@@ -39,6 +41,7 @@ HUGE=${HUGE:-auto}
 RUNS=${RUNS:-1}
 CORE2=${CORE2:-0}
 FWD_RUN=${FWD:-1}
+LADDER=${LADDER:-0}
 WORKERS2=${WORKERS2:-1}
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -88,7 +91,7 @@ else
     (cd "$ROOT" && cargo build --release -q -p controlplane --features dpdk)
     L4LB="$ROOT/target/release/l4lb"
 fi
-if [ "$FWD_RUN" = 1 ]; then
+if [ "$FWD_RUN" = 1 ] || [ "$LADDER" = 1 ]; then
     (cd "$ROOT" && cargo build --release -q -p dataplane --features dpdk --example dpdk_fwd)
 fi
 FWD="$ROOT/target/release/examples/dpdk_fwd"
@@ -194,12 +197,12 @@ run_testpmd() { # [queues]
     [ "$mpps" != nan ] || { tail -20 "$log" >&2; die "no testpmd figures"; }
 }
 
-run_fwd() {
-    local log="$WORK/fwd.log"
+run_fwd() { # [work]
+    local log="$WORK/fwd.log" work=${1:-io}
     # infinite_rx keeps the whole capture in mbufs of the RX pool: size the pool for it.
     local mbufs=$(( PACKETS + 4096 > 8191 ? PACKETS + 4096 : 8191 ))
     "$FWD" --rx net_pcap0 --tx net_null0 --seconds "$DURATION" --warmup "$WARMUP" --cores "$CORE" \
-        --mbufs "$mbufs" -- \
+        --mbufs "$mbufs" --work "$work" -- \
         -l 0 --no-pci "${MEM[@]}" --file-prefix=l4lb-bench-fwd "${VDEVS[@]}" --log-level=lib.eal:warning \
         >"$log" 2>&1 &
     local pid=$!
@@ -279,6 +282,13 @@ for _ in $(seq "$RUNS"); do
         vdevs 1
         FW=$(run_fwd); echo "$FW"
         ratio "$FW" "$TP" "l4lb-port/testpmd"
+    fi
+    if [ "$LADDER" = 1 ]; then
+        vdevs 1
+        for work in parse encap table; do
+            FW=$(run_fwd "$work"); echo "$FW"
+            ratio "$FW" "$TP" "dpdk_fwd --work $work/testpmd"
+        done
     fi
     LB=$(run_l4lb 1); echo "$LB"
     ratio "$LB" "$TP" "l4lb/testpmd (1 worker)"
