@@ -25,6 +25,7 @@ mod convert;
 mod duration;
 mod error;
 pub mod raw;
+mod shape;
 mod validate;
 
 pub use duration::{DurationError, MAX_TIMEOUT, duration_ms_ceil, parse_duration};
@@ -288,16 +289,28 @@ impl VipConfig {
 }
 
 impl Config {
-    /// Parse and validate TOML text.
+    /// Parse and validate TOML text: every problem is reported, each with its place
+    /// (a TOML syntax error, which leaves nothing to read past it, alone).
     pub fn from_toml_str(text: &str) -> Result<Config, ConfigErrors> {
-        let raw: raw::RawConfig = toml::from_str(text).map_err(|err| {
+        let mut table: toml::Table = text.parse().map_err(|err: toml::de::Error| {
             let place = match err.span() {
                 Some(span) => line_column(text, span.start),
                 None => String::new(),
             };
             ConfigErrors::single(place, err.message().trim().replace('\n', " "))
         })?;
-        Self::from_raw(&raw)
+        // Unknown keys and wrong types, all of them; what is left is read and validated.
+        let mut shape_errors = Errors::default();
+        let removed = shape::check(&mut table, &mut shape_errors);
+        let raw = raw::RawConfig::deserialize(toml::Value::Table(table))
+            .map_err(|err| ConfigErrors::single("", err.message().trim().replace('\n', " ")))?;
+        let mut errors = shape_errors.list;
+        match Self::from_raw(&raw) {
+            Ok(cfg) if errors.is_empty() => return Ok(cfg),
+            Ok(_) => {}
+            Err(later) => errors.extend(later.errors.into_iter().filter(|e| !shape::is_removed(&e.place, &removed))),
+        }
+        Err(ConfigErrors { file: None, errors })
     }
 
     /// Validate an already deserialized configuration.

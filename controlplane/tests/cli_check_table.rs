@@ -108,12 +108,22 @@ fn check_reports_all_three_mistakes_with_their_places() {
 
 #[test]
 fn check_reports_syntax_errors_and_unreadable_files() {
-    let path = write("syntax.toml", &GOOD.replace("port = 80", "port = 80\nwieght = 1"));
+    // Unknown keys and wrong types: every one, with its place, beside the other errors.
+    let path = write("keys.toml", &GOOD.replace("port = 80", "port = 80\nwieght = 1\ntable_size = \"big\""));
+    let out = l4lb(&["check", "--config", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.lines().count(), 2, "{stderr}");
+    assert!(stderr.contains("vip[0] \"web\": wieght: unknown key; expected one of name, address,"), "{stderr}");
+    assert!(stderr.contains("vip[0] \"web\": table_size: a string (\"big\") where an integer is expected"), "{stderr}");
+
+    // A TOML syntax error: alone, with its line and column.
+    let path = write("syntax.toml", &GOOD.replace("port = 80", "port = 80\nname = \"unterminated"));
     let out = l4lb(&["check", "--config", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("line 11, column 1: unknown field `wieght`"), "{stderr}");
+    assert!(stderr.contains(": line 11, column "), "{stderr}");
 
     let out = l4lb(&["check", "--config", "/nonexistent/l4lb.toml"]);
     assert_eq!(out.status.code(), Some(1));

@@ -136,13 +136,18 @@ hash = "source-ip"
 }
 
 #[test]
-fn unknown_keys_are_errors_with_line_and_column() {
+fn unknown_keys_are_errors_with_their_place() {
     let text = with_node(&WEB.replace("port = 80", "port = 80\nwieght = 2"));
     let errs = errors(&text);
-    assert_eq!(errs.len(), 1, "{errs:?}");
-    assert!(errs[0].starts_with("line 13, column 1: unknown field `wieght`"), "{errs:?}");
+    assert_eq!(
+        errs,
+        [
+            r#"vip[0] "web": wieght: unknown key; expected one of name, address, port, protocol, forwarding, hash, table_size, backend"#
+        ]
+    );
     let errs = errors("[node]\nmac = \"02:00:00:00:00:01\"\n[bogus]\n");
-    assert!(errs[0].contains("unknown field `bogus`"), "{errs:?}");
+    assert!(errs[0].starts_with("bogus: unknown key; expected one of node, dataplane, vip, io"), "{errs:?}");
+    assert_error(&with_node("[io]\ndriver = \"dpdk\"\n[io.dpdk]\nportt = 1\n"), "io.dpdk: portt: unknown key");
 }
 
 #[test]
@@ -151,8 +156,122 @@ fn syntax_errors_name_line_and_column() {
     assert_eq!(errs.len(), 1);
     assert!(errs[0].starts_with("line 2, column "), "{errs:?}");
     assert!(!errs[0].contains('\n'));
-    let errs = errors(&with_node("[[vip]]\nport = \"80\"\n"));
-    assert!(errs[0].starts_with("line 9, column 8: invalid type: string"), "{errs:?}");
+}
+
+/// Unknown keys, wrong types and the rules are all checked in one run, each error
+/// with its place; a required key with the wrong type is not also called missing.
+#[test]
+fn unknown_keys_wrong_types_and_rules_are_reported_together() {
+    let text = with_node(
+        r#"
+[[vip]]
+name = "web"
+address = "198.51.100.10"
+port = 80
+protocol = "tcp"
+forwarding = "gre"
+table_size = 250
+  [[vip.backend]]
+  address = "10.1.0.11"
+  colour = "red"
+
+[[vip]]
+name = "api"
+address = 5
+port = "80"
+protocol = "tcp"
+forwarding = "gre"
+wieght = 2
+  [[vip.backend]]
+  address = "10.1.0.12"
+  weight = 1.5
+"#,
+    );
+    let errs = errors(&text);
+    let want = [
+        r#"vip[0] "web": backend[0] (10.1.0.11): colour: unknown key; expected one of address, port, weight, state"#,
+        r#"vip[1] "api": address: an integer (5) where a string is expected"#,
+        r#"vip[1] "api": port: a string ("80") where an integer is expected"#,
+        r#"vip[1] "api": wieght: unknown key"#,
+        r#"vip[1] "api": backend[0] (10.1.0.12): weight: a float (1.5) where an integer is expected"#,
+        r#"vip[0] "web": table_size: 250 is not a prime number"#,
+    ];
+    for w in want {
+        assert!(errs.iter().any(|l| l.starts_with(w)), "no error starting {w:?} in {errs:#?}");
+    }
+    assert_eq!(errs.len(), want.len(), "nothing else, no \"missing\" for the wrong types: {errs:#?}");
+}
+
+#[test]
+fn tables_and_arrays_of_the_wrong_shape_are_reported() {
+    assert_error(
+        &with_node("[vip]\nname = \"web\"\n"),
+        "vip: a table where an array of tables: write each one as [[vip]]",
+    );
+    assert_error(&format!("vip = [1]\n{NODE}"), "vip: element 0 is an integer (1): expected a table [[vip]]");
+    assert_error(
+        &with_node("[io]\ncores = [1, \"2\"]\n"),
+        "io: cores: element 1 is a string (\"2\"): expected an integer",
+    );
+    assert_error(&with_node("[io]\ncores = 1\n"), "io: cores: an integer (1) where an array of integers is expected");
+    assert_error("node = 1\n", "node: an integer (1) where a table [node] is expected");
+    // The whole `vip` went with its wrong shape: no second complaint that none is defined.
+    let errs = errors(&format!("vip = 3\n{NODE}"));
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+}
+
+/// The key lists of the shape pass and the raw structs agree: a configuration with
+/// every key of every table is read (an unknown key would fail here).
+#[test]
+fn every_key_the_shape_pass_knows_is_read() {
+    let text = r#"
+[node]
+mac = "02:00:00:00:00:01"
+gateway_mac = "02:00:00:00:00:fe"
+ipv4 = "10.0.0.2"
+ipv6 = "fd00::2"
+mtu = 1500
+[dataplane]
+workers = 1
+flow_table_capacity = 1024
+tcp_established_timeout = "300s"
+tcp_transitory_timeout = "10s"
+udp_timeout = "30s"
+[[vip]]
+name = "web"
+address = "198.51.100.10"
+port = 80
+protocol = "tcp"
+forwarding = "dnat"
+hash = "5-tuple"
+table_size = 65537
+  [[vip.backend]]
+  address = "10.1.0.11"
+  port = 8080
+  weight = 1
+  state = "up"
+[io]
+driver = "dpdk"
+interface = "eth0"
+cores = [1]
+xdp_mode = "auto"
+zero_copy = "auto"
+ring_size = 1024
+[io.dpdk]
+eal_args = ["--no-pci"]
+port = 0
+tx_port = 0
+mbufs = 8191
+host_tap = "l4lb0"
+"#;
+    let table: toml::Table = text.parse().expect("TOML");
+    let raw: Result<raw::RawConfig, _> = toml::Value::Table(table.clone()).try_into();
+    assert!(raw.is_ok(), "{raw:?}");
+    // And the shape pass finds nothing wrong with it either.
+    let mut e = super::error::Errors::default();
+    let mut t = table;
+    assert!(super::shape::check(&mut t, &mut e).is_empty());
+    assert!(e.list.is_empty(), "{:?}", e.list);
 }
 
 #[test]

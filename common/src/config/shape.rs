@@ -1,0 +1,184 @@
+//! The first pass over a configuration's TOML: every key checked against the keys its
+//! table may hold and every value against the TOML type that key takes, collecting
+//! *all* problems, each with its place (`vip[0] "web": backend[0] (10.1.0.11): colour`).
+//! Serde alone stops at the first unknown key or wrong type.
+//!
+//! The keys with a problem are then taken out of the tree, so that the rest can still
+//! be converted and validated, and its problems reported in the same run. The places
+//! taken out are returned so that validation's "missing" complaints about them
+//! (a required key that was there, with the wrong type) are not reported twice.
+//!
+//! The key lists mirror the `raw` structs; a test checks that a configuration with
+//! every key listed here deserializes into them.
+
+use toml::{Table, Value};
+
+use super::convert::{backend_place, vip_place};
+use super::error::Errors;
+
+/// The TOML type a key takes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    Str,
+    Int,
+    Strs,
+    Ints,
+    Table,
+    Tables,
+}
+
+const TOP: &[(&str, Kind)] =
+    &[("node", Kind::Table), ("dataplane", Kind::Table), ("vip", Kind::Tables), ("io", Kind::Table)];
+const NODE: &[(&str, Kind)] =
+    &[("mac", Kind::Str), ("gateway_mac", Kind::Str), ("ipv4", Kind::Str), ("ipv6", Kind::Str), ("mtu", Kind::Int)];
+const DATAPLANE: &[(&str, Kind)] = &[
+    ("workers", Kind::Int),
+    ("flow_table_capacity", Kind::Int),
+    ("tcp_established_timeout", Kind::Str),
+    ("tcp_transitory_timeout", Kind::Str),
+    ("udp_timeout", Kind::Str),
+];
+const VIP: &[(&str, Kind)] = &[
+    ("name", Kind::Str),
+    ("address", Kind::Str),
+    ("port", Kind::Int),
+    ("protocol", Kind::Str),
+    ("forwarding", Kind::Str),
+    ("hash", Kind::Str),
+    ("table_size", Kind::Int),
+    ("backend", Kind::Tables),
+];
+const BACKEND: &[(&str, Kind)] =
+    &[("address", Kind::Str), ("port", Kind::Int), ("weight", Kind::Int), ("state", Kind::Str)];
+const IO: &[(&str, Kind)] = &[
+    ("driver", Kind::Str),
+    ("interface", Kind::Str),
+    ("cores", Kind::Ints),
+    ("xdp_mode", Kind::Str),
+    ("zero_copy", Kind::Str),
+    ("ring_size", Kind::Int),
+    ("dpdk", Kind::Table),
+];
+const DPDK: &[(&str, Kind)] = &[
+    ("eal_args", Kind::Strs),
+    ("port", Kind::Int),
+    ("tx_port", Kind::Int),
+    ("mbufs", Kind::Int),
+    ("host_tap", Kind::Str),
+];
+
+/// Check the whole tree (see the module's doc). Returns the places taken out for a
+/// wrong type (`place: field`, or a whole `vip[1]`), whose "missing" complaints the
+/// later passes must not repeat.
+pub(crate) fn check(root: &mut Table, e: &mut Errors) -> Vec<String> {
+    let mut removed = Vec::new();
+    keys(root, "", TOP, e, &mut removed);
+    for (name, fields) in [("node", NODE), ("dataplane", DATAPLANE), ("io", IO)] {
+        if let Some(Value::Table(t)) = root.get_mut(name) {
+            keys(t, name, fields, e, &mut removed);
+            if name == "io"
+                && let Some(Value::Table(d)) = t.get_mut("dpdk")
+            {
+                keys(d, "io.dpdk", DPDK, e, &mut removed);
+            }
+        }
+    }
+    if let Some(Value::Array(vips)) = root.get_mut("vip") {
+        for (i, v) in vips.iter_mut().enumerate() {
+            let Value::Table(vip) = v else { continue };
+            let place = vip_place(i, vip.get("name").and_then(Value::as_str));
+            keys(vip, &place, VIP, e, &mut removed);
+            let Some(Value::Array(backends)) = vip.get_mut("backend") else { continue };
+            for (j, b) in backends.iter_mut().enumerate() {
+                let Value::Table(b) = b else { continue };
+                let bplace = backend_place(&place, j, b.get("address").and_then(Value::as_str));
+                keys(b, &bplace, BACKEND, e, &mut removed);
+            }
+        }
+    }
+    removed
+}
+
+/// One table's keys: unknown ones and wrong types reported and taken out.
+fn keys(t: &mut Table, place: &str, fields: &[(&str, Kind)], e: &mut Errors, removed: &mut Vec<String>) {
+    let mut out = Vec::new();
+    for (key, value) in t.iter() {
+        match fields.iter().find(|(name, _)| name == key) {
+            None => {
+                let known: Vec<&str> = fields.iter().map(|(name, _)| *name).collect();
+                e.push(place, &display_key(key), format!("unknown key; expected one of {}", known.join(", ")));
+                out.push(key.clone());
+            }
+            Some((_, kind)) => {
+                if let Some(problem) = wrong_type(key, *kind, value) {
+                    e.push(place, key, problem);
+                    removed.push(if place.is_empty() { key.clone() } else { format!("{place}: {key}") });
+                    out.push(key.clone());
+                }
+            }
+        }
+    }
+    for key in out {
+        t.remove(&key);
+    }
+}
+
+/// A key as a person would write it in the file (quoted when it is not a bare key).
+fn display_key(key: &str) -> String {
+    let bare = !key.is_empty() && key.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-');
+    if bare { key.to_string() } else { format!("{key:?}") }
+}
+
+/// What is wrong with `value` for a key of `kind`, if anything.
+fn wrong_type(key: &str, kind: Kind, value: &Value) -> Option<String> {
+    let expected = match kind {
+        Kind::Str if value.is_str() => return None,
+        Kind::Int if value.is_integer() => return None,
+        Kind::Table if value.is_table() => return None,
+        Kind::Strs => match value.as_array() {
+            Some(a) => match a.iter().position(|v| !v.is_str()) {
+                None => return None,
+                Some(i) => return Some(format!("element {i} is {}: expected a string", found(&a[i]))),
+            },
+            None => "an array of strings".to_string(),
+        },
+        Kind::Ints => match value.as_array() {
+            Some(a) => match a.iter().position(|v| !v.is_integer()) {
+                None => return None,
+                Some(i) => return Some(format!("element {i} is {}: expected an integer", found(&a[i]))),
+            },
+            None => "an array of integers".to_string(),
+        },
+        Kind::Tables => {
+            if let Some(a) = value.as_array() {
+                match a.iter().position(|v| !v.is_table()) {
+                    None => return None,
+                    Some(i) => return Some(format!("element {i} is {}: expected a table [[{key}]]", found(&a[i]))),
+                }
+            }
+            format!("an array of tables: write each one as [[{key}]]")
+        }
+        Kind::Str => "a string".to_string(),
+        Kind::Int => "an integer".to_string(),
+        Kind::Table => format!("a table [{key}]"),
+    };
+    Some(format!("{} where {expected} is expected", found(value)))
+}
+
+/// `a string ("80")`, `an integer (80)`, `a table`, ... for messages.
+fn found(v: &Value) -> String {
+    match v {
+        Value::String(s) => format!("a string ({s:?})"),
+        Value::Integer(i) => format!("an integer ({i})"),
+        Value::Float(f) => format!("a float ({f})"),
+        Value::Boolean(b) => format!("a boolean ({b})"),
+        Value::Datetime(d) => format!("a date-time ({d})"),
+        Value::Array(_) => "an array".to_string(),
+        Value::Table(_) => "a table".to_string(),
+    }
+}
+
+/// Whether a later pass's error at `place` is about something [`check`] took out.
+pub(crate) fn is_removed(place: &str, removed: &[String]) -> bool {
+    removed.iter().any(|r| place == r || place.strip_prefix(r.as_str()).is_some_and(|rest| rest.starts_with(':')))
+}
