@@ -31,6 +31,11 @@ pub enum DropReason {
     NoBackend,
     /// DNAT: TTL / hop limit would reach 0.
     TtlExpired,
+    /// An IPv4 header whose checksum is wrong, where l4lb would rewrite the header
+    /// (DNAT both ways, ICMP answers): forwarding it would hide the corruption.
+    Ipv4BadChecksum,
+    /// An ICMP echo request to a VIP whose ICMP checksum is wrong (not answered).
+    IcmpBadChecksum,
     /// Encapsulated packet larger than the MTU and no ICMP answer is due.
     TooBig,
     /// Not enough headroom in the buffer to encapsulate (should never happen).
@@ -42,7 +47,7 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 18] = [
+    pub const ALL: [DropReason; 20] = [
         DropReason::L2Truncated,
         DropReason::TooManyVlanTags,
         DropReason::Ipv4Truncated,
@@ -57,6 +62,8 @@ impl DropReason {
         DropReason::IcmpMalformed,
         DropReason::NoBackend,
         DropReason::TtlExpired,
+        DropReason::Ipv4BadChecksum,
+        DropReason::IcmpBadChecksum,
         DropReason::TooBig,
         DropReason::NoHeadroom,
         DropReason::NoTunnelSource,
@@ -81,6 +88,8 @@ impl DropReason {
             DropReason::IcmpMalformed => "icmp_malformed",
             DropReason::NoBackend => "no_backend",
             DropReason::TtlExpired => "ttl_expired",
+            DropReason::Ipv4BadChecksum => "ipv4_bad_checksum",
+            DropReason::IcmpBadChecksum => "icmp_bad_checksum",
             DropReason::TooBig => "too_big",
             DropReason::NoHeadroom => "no_headroom",
             DropReason::NoTunnelSource => "no_tunnel_source",

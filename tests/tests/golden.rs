@@ -234,6 +234,21 @@ fn every_malformation_is_dropped_with_its_reason() {
         ),
         DropReason::TtlExpired,
     ));
+    {
+        // A DNAT request whose IPv4 header checksum is wrong: a rewrite would carry the
+        // error into a header sent as l4lb's own.
+        let mut f = good.clone();
+        f[14 + 10] ^= 0x01;
+        cases.push((f, DropReason::Ipv4BadChecksum));
+    }
+    {
+        let s: Ipv4Addr = "172.16.0.5".parse().unwrap();
+        let d: Ipv4Addr = "198.51.100.10".parse().unwrap();
+        let mut req = icmp4(8, 0, [0x12, 0x34, 0, 1], b"ping");
+        req[2] ^= 0x01;
+        let f = eth(m(NODE_MAC), m(CLIENT_MAC), 0x0800, &ip_packet(s.into(), d.into(), ICMP, &req, opts()));
+        cases.push((f, DropReason::IcmpBadChecksum));
+    }
     for (i, (f, reason)) in cases.iter().enumerate() {
         let before = lb.drops(*reason);
         let (v, _) = lb.one(f);
@@ -384,6 +399,50 @@ fn echo_requests_to_a_vip_are_answered() {
     let expected6 = eth(m(GW_MAC), m(NODE_MAC), 0x86dd, &ip_packet(d6.into(), s6.into(), ICMPV6, &rep6, opts()));
     assert_eq!(out, expected6);
     assert_eq!(lb.pipe.counters.get(Counter::IcmpEchoAnswered), 2);
+
+    // A request whose checksum is wrong is not answered (the answer's checksums are
+    // computed afresh and would look right): IPv4 header, ICMP, ICMPv6.
+    let mut bad_ip = f.clone();
+    bad_ip[14 + 11] ^= 0x40;
+    let mut bad_icmp = f.clone();
+    bad_icmp[14 + 20 + 3] ^= 0x40;
+    let mut bad_icmp6 = f6.clone();
+    bad_icmp6[14 + 40 + 3] ^= 0x40;
+    let cases = [
+        (bad_ip, DropReason::Ipv4BadChecksum),
+        (bad_icmp, DropReason::IcmpBadChecksum),
+        (bad_icmp6, DropReason::IcmpBadChecksum),
+    ];
+    for (i, (frame, reason)) in cases.iter().enumerate() {
+        let before = lb.drops(*reason);
+        let (v, _) = lb.one(frame);
+        assert_eq!(v, Verdict::Drop, "case {i}");
+        assert_eq!(lb.drops(*reason), before + 1, "case {i}");
+    }
+    assert_eq!(lb.pipe.counters.get(Counter::IcmpEchoAnswered), 2);
+}
+
+/// DNAT checks the IPv4 header checksum both ways (a reply of a known flow too); GRE
+/// carries the packet unchanged, as it arrived, checksum and all.
+#[test]
+fn dnat_drops_a_bad_ipv4_header_checksum_and_gre_carries_it() {
+    let text = node(1500)
+        + &vip("api", "198.51.100.10", 80, "tcp", "dnat", &["address = \"10.1.0.11\"\nport = 8080"])
+        + &vip("web", "198.51.100.20", 80, "tcp", "gre", &["address = \"10.1.0.12\""]);
+    let mut lb = Lb::new(&text);
+    let req = tcp_frame(m(NODE_MAC), m(CLIENT_MAC), "172.16.0.5", "198.51.100.10", 40000, 80, SYN, b"", opts());
+    assert_eq!(lb.one(&req).0, Verdict::Tx, "the flow is known");
+    let mut reply = tcp_frame(m(NODE_MAC), m(CLIENT_MAC), "10.1.0.11", "172.16.0.5", 8080, 40000, ACK, b"", opts());
+    assert_eq!(lb.one(&reply).0, Verdict::Tx, "a good reply is translated");
+    reply[14 + 10] ^= 0x80;
+    assert_eq!(lb.one(&reply).0, Verdict::Drop);
+    assert_eq!(lb.drops(DropReason::Ipv4BadChecksum), 1);
+
+    let mut to_gre = tcp_frame(m(NODE_MAC), m(CLIENT_MAC), "172.16.0.5", "198.51.100.20", 40000, 80, SYN, b"", opts());
+    to_gre[14 + 10] ^= 0x80;
+    let (v, out) = lb.one(&to_gre);
+    assert_eq!(v, Verdict::Tx);
+    assert_eq!(&out[14 + 24..], &to_gre[14..], "the inner packet as it arrived");
 }
 
 fn three_backends(fwd: &str, vip_addr: &str) -> String {

@@ -105,6 +105,29 @@ fn quoted_flow(
     Ok(IcmpKind::Error { flow: key(sport, dport), quote: Quote { ip: quote_off, l4: quote_off + l4_offset, proto } })
 }
 
+/// Whether an echo request can be answered: its IPv4 header checksum (IPv6 has none)
+/// and its ICMP checksum are right. The answer's checksums are computed afresh, so
+/// a corrupted request would otherwise get a well-formed reply.
+pub fn echo_request_ok(frame: &[u8], p: &Parsed) -> Result<(), DropReason> {
+    let (l3, l4, end) = (p.l2_len, p.l4_off, p.l2_len + p.ip_len);
+    let Some(msg) = frame.get(l4..end) else { return Err(DropReason::IcmpMalformed) };
+    let ok = if p.is_v4() {
+        if !super::nat::ipv4_checksum_ok(frame, l3) {
+            return Err(DropReason::Ipv4BadChecksum);
+        }
+        checksum::checksum(msg) == 0
+    } else {
+        let (Some(s), Some(d)) = (frame.get(l3 + 8..l3 + 24), frame.get(l3 + 24..l3 + 40)) else {
+            return Err(DropReason::IcmpMalformed);
+        };
+        let (mut src, mut dst) = ([0u8; 16], [0u8; 16]);
+        src.copy_from_slice(s);
+        dst.copy_from_slice(d);
+        checksum::l4_checksum_v6(src, dst, proto::ICMPV6, msg) == 0
+    };
+    if ok { Ok(()) } else { Err(DropReason::IcmpBadChecksum) }
+}
+
 /// Answer an echo request in place: swap addresses, echo reply type, TTL 64.
 #[inline]
 pub fn echo_reply<B: PacketBuf>(buf: &mut B, p: &Parsed, node: &NodeInfo) {

@@ -631,6 +631,7 @@ impl Pipeline {
     ) -> Result<Verdict, DropReason> {
         match icmp::inspect(b.data(), p)? {
             icmp::IcmpKind::EchoRequest => {
+                icmp::echo_request_ok(b.data(), p)?;
                 icmp::echo_reply(b, p, &snap.node);
                 self.counters.inc(Counter::IcmpEchoAnswered);
                 Ok(Verdict::Tx)

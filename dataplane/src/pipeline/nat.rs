@@ -36,11 +36,23 @@ const V6_SRC: usize = 8;
 const V6_DST: usize = 24;
 const V6_HOP: usize = 7;
 
+/// Whether the IPv4 header at `l3` (its length from its IHL) has a right checksum.
+#[inline]
+pub fn ipv4_checksum_ok(data: &[u8], l3: usize) -> bool {
+    let ihl = data.get(l3).map_or(0, |b| usize::from(b & 0x0f) * 4);
+    data.get(l3..l3 + ihl).is_some_and(|h| ihl >= 20 && checksum::checksum(h) == 0)
+}
+
 /// Decrement the TTL / hop limit of the IP header at `l3`, keeping the IPv4
-/// header checksum valid.
+/// header checksum valid. As a router does before it forwards, an IPv4 header with a
+/// wrong checksum is dropped: the incremental updates of a rewrite would carry the
+/// error into a header that l4lb sends as its own.
 #[inline]
 pub fn decrement_ttl(data: &mut [u8], l3: usize, v4: bool) -> Result<(), DropReason> {
     if v4 {
+        if !ipv4_checksum_ok(data, l3) {
+            return Err(DropReason::Ipv4BadChecksum);
+        }
         let ttl = data[l3 + V4_TTL];
         if ttl <= 1 {
             return Err(DropReason::TtlExpired);
