@@ -160,7 +160,11 @@ fn dataplane(cfg: &Config, e: &mut Errors) {
     ];
     for (field, t) in timeouts {
         if t.is_zero() {
-            e.push(p, field, "must be positive (durations are counted in whole nanoseconds: finer fractions read as 0)");
+            e.push(
+                p,
+                field,
+                "must be positive (durations are counted in whole nanoseconds: finer fractions read as 0)",
+            );
         } else if t > MAX_TIMEOUT {
             e.push(p, field, format!("{t:?} is longer than the maximum, 24 days (\"576h\")"));
         }
