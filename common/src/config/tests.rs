@@ -552,6 +552,14 @@ fn programmatic_edits_are_revalidated() {
     let e = c.vips[0].resolve_backend(&bad).unwrap_err();
     assert!(e.lines()[0].starts_with("vip \"web\": backend (10.1.0.12): port: only allowed for dnat VIPs"), "{e}");
     c.vips[0].backends.pop();
+    // A port edited in on a GRE VIP's backend: the words `check` uses for it.
+    c.vips[0].backends[0].port = 8080;
+    assert_eq!(
+        c.validate().unwrap_err().lines(),
+        ["vip[0] \"web\": backend[0] (10.1.0.11): port: only allowed for dnat VIPs: gre delivers the packet \
+          unchanged, to the VIP's port (80, not 8080)"]
+    );
+    c.vips[0].backends[0].port = 80;
     c.vips[0].table_size = 65535;
     assert!(c.validate().unwrap_err().lines()[0].contains("65535 is not a prime"));
 }

@@ -281,7 +281,16 @@ fn backends(
             // flow table's reverse entries (the whole reply 5-tuple), not by the endpoint.
             dnat_backends.entry((b.address, b.port, v.protocol.number())).or_insert_with(|| p.to_string());
         } else if b.port != v.port {
-            e.push(&bp, "port", format!("{} differs from the VIP's port: only dnat VIPs can change ports", b.port));
+            // What `check` says of a port on a tunnel VIP's backend (`convert.rs`), for the
+            // configurations edited in place (replay events' `add`).
+            e.push(
+                &bp,
+                "port",
+                format!(
+                    "only allowed for dnat VIPs: {} delivers the packet unchanged, to the VIP's port ({}, not {})",
+                    v.forwarding, v.port, b.port
+                ),
+            );
         }
     }
 }
