@@ -72,14 +72,14 @@ const DPDK: &[(&str, Kind)] = &[
 /// later passes must not repeat.
 pub(crate) fn check(root: &mut Table, e: &mut Errors) -> Vec<String> {
     let mut removed = Vec::new();
-    keys(root, "", TOP, e, &mut removed);
+    keys(root, "", "", TOP, e, &mut removed);
     for (name, fields) in [("node", NODE), ("dataplane", DATAPLANE), ("io", IO)] {
         if let Some(Value::Table(t)) = root.get_mut(name) {
-            keys(t, name, fields, e, &mut removed);
+            keys(t, name, name, fields, e, &mut removed);
             if name == "io"
                 && let Some(Value::Table(d)) = t.get_mut("dpdk")
             {
-                keys(d, "io.dpdk", DPDK, e, &mut removed);
+                keys(d, "io.dpdk", "io.dpdk", DPDK, e, &mut removed);
             }
         }
     }
@@ -87,30 +87,39 @@ pub(crate) fn check(root: &mut Table, e: &mut Errors) -> Vec<String> {
         for (i, v) in vips.iter_mut().enumerate() {
             let Value::Table(vip) = v else { continue };
             let place = vip_place(i, vip.get("name").and_then(Value::as_str));
-            keys(vip, &place, VIP, e, &mut removed);
+            keys(vip, &place, "vip", VIP, e, &mut removed);
             let Some(Value::Array(backends)) = vip.get_mut("backend") else { continue };
             for (j, b) in backends.iter_mut().enumerate() {
                 let Value::Table(b) = b else { continue };
                 let bplace = backend_place(&place, j, b.get("address").and_then(Value::as_str));
-                keys(b, &bplace, BACKEND, e, &mut removed);
+                keys(b, &bplace, "vip.backend", BACKEND, e, &mut removed);
             }
         }
     }
     removed
 }
 
-/// One table's keys: unknown ones and wrong types reported and taken out.
-fn keys(t: &mut Table, place: &str, fields: &[(&str, Kind)], e: &mut Errors, removed: &mut Vec<String>) {
+/// One table's keys (`path`: the table's TOML name, for hints): unknown ones and
+/// wrong types reported and taken out. A single table where an array of tables is
+/// expected (`[vip]` for `[[vip]]`) is reported and then read as an array of that one
+/// table, so that its contents are still checked.
+fn keys(t: &mut Table, place: &str, path: &str, fields: &[(&str, Kind)], e: &mut Errors, removed: &mut Vec<String>) {
     let mut out = Vec::new();
+    let mut wrap = Vec::new();
     for (key, value) in t.iter() {
+        let full = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
         match fields.iter().find(|(name, _)| name == key) {
             None => {
                 let known: Vec<&str> = fields.iter().map(|(name, _)| *name).collect();
                 e.push(place, &display_key(key), format!("unknown key; expected one of {}", known.join(", ")));
                 out.push(key.clone());
             }
+            Some((_, Kind::Tables)) if value.is_table() => {
+                e.push(place, key, format!("a table where an array of tables is expected: write it as [[{full}]]"));
+                wrap.push(key.clone());
+            }
             Some((_, kind)) => {
-                if let Some(problem) = wrong_type(key, *kind, value) {
+                if let Some(problem) = wrong_type(&full, *kind, value) {
                     e.push(place, key, problem);
                     removed.push(if place.is_empty() { key.clone() } else { format!("{place}: {key}") });
                     out.push(key.clone());
@@ -121,6 +130,11 @@ fn keys(t: &mut Table, place: &str, fields: &[(&str, Kind)], e: &mut Errors, rem
     for key in out {
         t.remove(&key);
     }
+    for key in wrap {
+        if let Some(v) = t.remove(&key) {
+            t.insert(key, Value::Array(vec![v]));
+        }
+    }
 }
 
 /// A key as a person would write it in the file (quoted when it is not a bare key).
@@ -129,7 +143,8 @@ fn display_key(key: &str) -> String {
     if bare { key.to_string() } else { format!("{key:?}") }
 }
 
-/// What is wrong with `value` for a key of `kind`, if anything.
+/// What is wrong with `value` for a key of `kind`, if anything (`key`: its full TOML
+/// name, for hints).
 fn wrong_type(key: &str, kind: Kind, value: &Value) -> Option<String> {
     let expected = match kind {
         Kind::Str if value.is_str() => return None,
@@ -156,7 +171,7 @@ fn wrong_type(key: &str, kind: Kind, value: &Value) -> Option<String> {
                     Some(i) => return Some(format!("element {i} is {}: expected a table [[{key}]]", found(&a[i]))),
                 }
             }
-            format!("an array of tables: write each one as [[{key}]]")
+            format!("an array of tables ([[{key}]])")
         }
         Kind::Str => "a string".to_string(),
         Kind::Int => "an integer".to_string(),

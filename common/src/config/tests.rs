@@ -204,9 +204,17 @@ wieght = 2
 
 #[test]
 fn tables_and_arrays_of_the_wrong_shape_are_reported() {
-    assert_error(
-        &with_node("[vip]\nname = \"web\"\n"),
-        "vip: a table where an array of tables: write each one as [[vip]]",
+    // A single table where an array of tables belongs: reported, and its contents still
+    // checked (no follow-on "no VIP" or "no backend").
+    let errs =
+        errors(&with_node(&WEB.replace("[[vip]]", "[vip]").replace("[[vip.backend]]", "[vip.backend]\nwieght = 1")));
+    assert_eq!(
+        errs,
+        [
+            "vip: a table where an array of tables is expected: write it as [[vip]]",
+            r#"vip[0] "web": backend: a table where an array of tables is expected: write it as [[vip.backend]]"#,
+            r#"vip[0] "web": backend[0] (10.1.0.11): wieght: unknown key; expected one of address, port, weight, state"#,
+        ]
     );
     assert_error(&format!("vip = [1]\n{NODE}"), "vip: element 0 is an integer (1): expected a table [[vip]]");
     assert_error(
