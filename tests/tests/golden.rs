@@ -54,6 +54,12 @@ impl Lb {
         (v[0], bufs[0].data().to_vec())
     }
 
+    /// [`Lb::one`] at capture time `ms` (milliseconds after the start).
+    fn at(&mut self, ms: u64, frame: &[u8]) -> (Verdict, Vec<u8>) {
+        self.t = 1_000_000_000 + ms * 1_000_000 - 1_000_000;
+        self.one(frame)
+    }
+
     fn drops(&self, r: DropReason) -> u64 {
         self.pipe.counters.dropped(r)
     }
@@ -420,6 +426,40 @@ fn echo_requests_to_a_vip_are_answered() {
         assert_eq!(lb.drops(*reason), before + 1, "case {i}");
     }
     assert_eq!(lb.pipe.counters.get(Counter::IcmpEchoAnswered), 2);
+}
+
+/// A DNAT connection is one flow both ways: the backend's replies keep the client's
+/// entry (its backend) alive, so a quiet client keeps its backend past the timeout.
+#[test]
+fn dnat_replies_keep_the_connection_alive() {
+    let text = node(1500).replace("flow_table_capacity = 4096\n", "flow_table_capacity = 4096\nudp_timeout = \"2s\"\n")
+        + &vip(
+            "api",
+            "198.51.100.10",
+            53,
+            "udp",
+            "dnat",
+            &["address = \"10.1.0.11\"", "address = \"10.1.0.12\"", "address = \"10.1.0.13\""],
+        );
+    let mut lb = Lb::new(&text);
+    let req = udp_frame(m(NODE_MAC), m(CLIENT_MAC), "172.16.0.5", "198.51.100.10", 40000, 53, b"q", opts());
+    let (v, out) = lb.at(0, &req);
+    assert_eq!(v, Verdict::Tx);
+    let backend = format!("{}.{}.{}.{}", out[30], out[31], out[32], out[33]);
+    let created = lb.pipe.flows().stats().created;
+    let reply = udp_frame(m(NODE_MAC), m(CLIENT_MAC), &backend, "172.16.0.5", 53, 40000, b"r", opts());
+    for s in 1..=4 {
+        assert_eq!(lb.at(s * 1000, &reply).0, Verdict::Tx, "reply at {s} s translated");
+    }
+    // 4.5 s after the client's only packet, 0.5 s after the last reply.
+    let (v, out) = lb.at(4500, &req);
+    assert_eq!(v, Verdict::Tx);
+    assert_eq!(format!("{}.{}.{}.{}", out[30], out[31], out[32], out[33]), backend);
+    assert_eq!(lb.pipe.flows().stats().created, created, "the same flow, not a new one");
+    // Quiet both ways for longer than the timeout: the flow is gone (a new one, with its
+    // reply entry, is made).
+    lb.at(7000, &req);
+    assert_eq!(lb.pipe.flows().stats().created, created + 2);
 }
 
 /// DNAT checks the IPv4 header checksum both ways (a reply of a known flow too); GRE

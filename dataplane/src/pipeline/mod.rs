@@ -616,7 +616,18 @@ impl Pipeline {
             _ => return Ok(Verdict::Host),
         };
         let Some(vip) = snap.vips.get(usize::from(vip_id)) else { return Ok(Verdict::Host) };
-        nat::rewrite_buf(b, p, &snap.node, End::Source, &vip.address, nat::vip_port(vip))?;
+        let vip_port = nat::vip_port(vip);
+        nat::rewrite_buf(b, p, &snap.node, End::Source, &vip.address, vip_port)?;
+        // A reply is a packet of the connection too: it keeps the client's entry alive
+        // (the backend choice) as it keeps its own, so that a connection whose client is
+        // quiet (a download, server push) does not lose its backend after a timeout.
+        let port = vip_port.unwrap_or(p.key.src_port());
+        if let Some(fk) = FlowKey::new(p.key.dst_addr(), vip.address, p.key.dst_port(), port, p.proto)
+            && let Some(v) = self.flows.lookup(&fk, now_ms)
+            && !v.reverse
+        {
+            v.class = next_class(v.class, p);
+        }
         self.counters.inc(Counter::DnatReply);
         Ok(Verdict::Tx)
     }
