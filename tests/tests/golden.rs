@@ -311,6 +311,71 @@ fn too_big_without_df_is_dropped_and_with_df_answered() {
     assert_eq!(vc.backends.iter().map(|b| b.bytes).sum::<u64>(), 0);
 }
 
+/// DNAT sends packets as long as they came: one larger than `node.mtu` is answered
+/// (IPv4 with DF: "fragmentation needed" with the MTU itself; IPv6: "packet too big")
+/// or dropped (IPv4 without DF), both ways; an echo request too big is not answered.
+#[test]
+fn dnat_packets_larger_than_the_mtu_are_not_sent() {
+    let text = node(1500)
+        + &vip("api", "198.51.100.10", 80, "tcp", "dnat", &["address = \"10.1.0.11\"\nport = 8080"])
+        + &vip("api6", "2001:db8::10", 80, "tcp", "dnat", &["address = \"fd00:2::11\"\nport = 8080"]);
+    let mut lb = Lb::new(&text);
+    let fits = vec![0x5a; 1460];
+    let big = vec![0x5a; 1461];
+    let (c, vip4) = ("172.16.0.5", "198.51.100.10");
+    let req = |payload: &[u8], o: IpOpts| tcp_frame(m(NODE_MAC), m(CLIENT_MAC), c, vip4, 40000, 80, ACK, payload, o);
+    assert_eq!(lb.one(&req(&fits, opts())).0, Verdict::Tx, "1500 bytes fit");
+    assert_eq!(lb.pipe.counters.get(Counter::DnatForward), 1);
+
+    let (v, _) = lb.one(&req(&big, IpOpts { df: false, ..opts() }));
+    assert_eq!(v, Verdict::Drop);
+    assert_eq!(lb.drops(DropReason::TooBig), 1);
+
+    let input = req(&big, opts());
+    let (v, out) = lb.one(&input);
+    assert_eq!(v, Verdict::Tx);
+    let quote = &ip_of(&input)[..548];
+    let msg = icmp4(3, 4, [0, 0, (1500u16 >> 8) as u8, (1500 & 0xff) as u8], quote);
+    assert_eq!(&out[14 + 20..], &msg[..], "fragmentation needed, MTU 1500, to the client");
+    assert_eq!(&out[14 + 12..14 + 20], &[198, 51, 100, 10, 172, 16, 0, 5], "from the VIP");
+    assert_eq!(csum(&[&out[14..34]]), 0, "IPv4 header checksum");
+    assert_eq!(lb.pipe.counters.get(Counter::DnatForward), 1, "not forwarded");
+
+    // The reply direction: to the backend that sent it.
+    let reply = tcp_frame(m(NODE_MAC), m(CLIENT_MAC), "10.1.0.11", c, 8080, 40000, ACK, &big, opts());
+    let (v, out) = lb.one(&reply);
+    assert_eq!(v, Verdict::Tx);
+    assert_eq!((out[14 + 20], out[14 + 21]), (3, 4));
+    assert_eq!(&out[14 + 16..14 + 20], &[10, 1, 0, 11], "to the backend");
+    assert_eq!(lb.pipe.counters.get(Counter::DnatReply), 0);
+
+    let input6 =
+        tcp_frame(m(NODE_MAC), m(CLIENT_MAC), "fd00:1::5", "2001:db8::10", 40000, 80, ACK, &[0x5a; 1441], opts());
+    let (v, out) = lb.one(&input6);
+    assert_eq!(v, Verdict::Tx);
+    let s6: Ipv6Addr = "2001:db8::10".parse().unwrap();
+    let d6: Ipv6Addr = "fd00:1::5".parse().unwrap();
+    let msg6 = icmp6(s6, d6, 2, 0, 1500u32.to_be_bytes(), &ip_of(&input6)[..1280 - 48]);
+    assert_eq!(&out[14 + 40..], &msg6[..], "packet too big, MTU 1500");
+    assert_eq!(lb.pipe.counters.get(Counter::IcmpTooBigSent), 3);
+
+    // Nothing reached a backend but the first packet.
+    let sent: u64 = lb.pipe.counters.vips.iter().flat_map(|v| &v.backends).map(|b| b.packets).sum();
+    assert_eq!(sent, 1);
+
+    let s: Ipv4Addr = c.parse().unwrap();
+    let d: Ipv4Addr = vip4.parse().unwrap();
+    let ping = eth(
+        m(NODE_MAC),
+        m(CLIENT_MAC),
+        0x0800,
+        &ip_packet(s.into(), d.into(), ICMP, &icmp4(8, 0, [0, 1, 0, 1], &[0x5a; 1473]), opts()),
+    );
+    let (v, _) = lb.one(&ping);
+    assert_eq!(v, Verdict::Drop, "an echo reply would be too big");
+    assert_eq!(lb.drops(DropReason::TooBig), 2);
+}
+
 #[test]
 fn ipv6_too_big_is_answered_with_packet_too_big() {
     let text = node(1500) + &vip("web", "2001:db8::10", 80, "tcp", "gre", &["address = \"fd00:2::11\""]);

@@ -412,6 +412,10 @@ impl Pipeline {
         match vip.forwarding {
             Forwarding::Gre | Forwarding::Ipip => self.encap(snap, b, p, vip, slot),
             Forwarding::Dnat => {
+                if p.ip_len > usize::from(snap.node.mtu) {
+                    self.counters.backend_unsent(vip_id, slot, len);
+                    return self.dnat_too_big(snap, b, p);
+                }
                 let backend = &vip.backends[usize::from(slot)];
                 let port = nat::backend_port(vip, backend);
                 let r = nat::rewrite_buf(b, p, &snap.node, End::Destination, &backend.address, port);
@@ -598,6 +602,21 @@ impl Pipeline {
         }
     }
 
+    /// A packet DNAT would send larger than `node.mtu` (it goes out as long as it came
+    /// in): what an encapsulation too big gets. An ICMP "fragmentation needed" (IPv4 with
+    /// DF) or "packet too big" (IPv6) goes back to its sender, as DPVS answers; an IPv4
+    /// packet without DF, or ICMP itself, is dropped and counted (l4lb does not fragment).
+    #[cold]
+    #[inline(never)]
+    fn dnat_too_big<B: PacketBuf>(&mut self, snap: &Snapshot, b: &mut B, p: &Parsed) -> Result<Verdict, DropReason> {
+        if (p.is_v4() && !p.df) || p.proto == proto::ICMP || p.proto == proto::ICMPV6 {
+            return Err(DropReason::TooBig);
+        }
+        icmp::too_big(b, p, &snap.node, snap.node.mtu)?;
+        self.counters.inc(Counter::IcmpTooBigSent);
+        Ok(Verdict::Tx)
+    }
+
     /// A reply from a DNAT backend: rewrite back to the VIP if we know its flow.
     #[inline]
     fn dnat_reply<B: PacketBuf>(
@@ -616,6 +635,9 @@ impl Pipeline {
             _ => return Ok(Verdict::Host),
         };
         let Some(vip) = snap.vips.get(usize::from(vip_id)) else { return Ok(Verdict::Host) };
+        if p.ip_len > usize::from(snap.node.mtu) {
+            return self.dnat_too_big(snap, b, p);
+        }
         let vip_port = nat::vip_port(vip);
         nat::rewrite_buf(b, p, &snap.node, End::Source, &vip.address, vip_port)?;
         // A reply is a packet of the connection too: it keeps the client's entry alive
@@ -643,6 +665,10 @@ impl Pipeline {
         match icmp::inspect(b.data(), p)? {
             icmp::IcmpKind::EchoRequest => {
                 icmp::echo_request_ok(b.data(), p)?;
+                // The answer is as long as the request: no more than `node.mtu` is sent.
+                if p.ip_len > usize::from(snap.node.mtu) {
+                    return Err(DropReason::TooBig);
+                }
                 icmp::echo_reply(b, p, &snap.node);
                 self.counters.inc(Counter::IcmpEchoAnswered);
                 Ok(Verdict::Tx)
@@ -731,6 +757,10 @@ impl Pipeline {
         match vip.forwarding {
             Forwarding::Gre | Forwarding::Ipip => self.encap(snap, b, p, vip, slot),
             Forwarding::Dnat => {
+                if p.ip_len > usize::from(snap.node.mtu) {
+                    self.counters.backend_unsent(vip_id, slot, len);
+                    return self.dnat_too_big(snap, b, p);
+                }
                 let backend = &vip.backends[usize::from(slot)];
                 // Only the first fragment carries the port.
                 let port = if p.frag == Frag::First { nat::backend_port(vip, backend) } else { None };
@@ -752,6 +782,9 @@ impl Pipeline {
     ) -> Result<Verdict, DropReason> {
         self.counters.inc(Counter::Fragments);
         let vip = &snap.vips[usize::from(vip_id)];
+        if p.ip_len > usize::from(snap.node.mtu) {
+            return self.dnat_too_big(snap, b, p);
+        }
         let port = if p.frag == Frag::First { nat::vip_port(vip) } else { None };
         nat::rewrite_buf(b, p, &snap.node, End::Source, &vip.address, port)?;
         self.counters.inc(Counter::DnatReply);
