@@ -426,6 +426,20 @@ impl FlowTable {
         self.v4.expire_all(now_ms, &self.timeouts) + self.v6.expire_all(now_ms, &self.timeouts)
     }
 
+    /// Empty the table, counting every entry as expired: for a clock that moved past
+    /// every timeout at once (see [`FlowTable::max_timeout_ms`]), where the u32
+    /// millisecond ages could wrap. Returns how many.
+    pub fn expire_everything(&mut self) -> u64 {
+        self.v4.expire_everything() + self.v6.expire_everything()
+    }
+
+    /// The longest of the timeouts: an entry not seen for longer has expired, whatever
+    /// its class.
+    pub fn max_timeout_ms(&self) -> u32 {
+        let t = self.timeouts;
+        t.established_ms.max(t.transitory_ms).max(t.udp_ms)
+    }
+
     /// Reclaim the expired entries of the next `buckets` buckets of each family
     /// (a cursor goes round), for a worker to call when idle; returns how many.
     pub fn expire_some(&mut self, now_ms: u32, buckets: usize) -> u64 {

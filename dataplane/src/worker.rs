@@ -266,6 +266,11 @@ impl<P: Port> Worker<P> {
         }
     }
 
+    /// Reclaim the expired entries of the next `buckets` buckets of the flow table.
+    pub fn sweep(&mut self, now_ns: u64, buckets: usize) -> u64 {
+        self.pipeline.flows_mut().expire_some((now_ns / 1_000_000) as u32, buckets)
+    }
+
     /// Busy-poll until `stop` is set, publishing stats every ~10 ms; then drain
     /// (a few empty polls so in-flight handoffs are processed) and publish a last time.
     pub fn run(&mut self, stop: &AtomicBool) {
@@ -276,6 +281,15 @@ impl<P: Port> Worker<P> {
             let now = start.elapsed().as_nanos() as u64;
             let n = self.poll(now);
             iter = iter.wrapping_add(1);
+            // Expired flows are reclaimed a few buckets at a time: on every idle poll,
+            // and on every 256th busy one (a bucket or two per 8192 packets), so that
+            // every entry is looked at far more often than every 24 days: an entry
+            // older than 2^31 ms would look fresh again (docs/FLOW_TABLE.md).
+            if n == 0 {
+                self.sweep(now, IDLE_SWEEP_BUCKETS);
+            } else if iter.is_multiple_of(256) {
+                self.sweep(now, 1);
+            }
             if iter.is_multiple_of(1024) || n == 0 {
                 if now.saturating_sub(last_pub) > 10_000_000 {
                     self.publish_stats();
@@ -293,6 +307,9 @@ impl<P: Port> Worker<P> {
         self.publish_stats();
     }
 }
+
+/// Flow-table buckets swept per idle poll ([`Worker::run`]).
+pub const IDLE_SWEEP_BUCKETS: usize = 16;
 
 /// A worker's received, work and free lists.
 type BufLists<'a, B> = (&'a mut Vec<B>, &'a mut Vec<B>, &'a mut Vec<B>);
@@ -506,6 +523,24 @@ mod tests {
             w.port.host.iter().map(|b| u16::from_be_bytes([b.data()[34], b.data()[35]])).collect();
         assert_eq!(host_sports, [2000, 2003], "not for a VIP: to the host, in order");
         assert_eq!(w.port.pool.len(), 1, "the malformed frame is freed");
+    }
+
+    /// The sweep a running worker does reclaims expired flows, and only those.
+    #[test]
+    fn sweeps_reclaim_expired_flows() {
+        let (mut w, _) = run(false, 0);
+        let active = w.pipeline.flows().stats().active;
+        assert!(active > 0);
+        // Not yet expired (established TCP: 300 s).
+        for _ in 0..2048 {
+            w.sweep(3_000_000_000, IDLE_SWEEP_BUCKETS);
+        }
+        assert_eq!(w.pipeline.flows().stats().active, active);
+        for _ in 0..2048 {
+            w.sweep(400_000_000_000, IDLE_SWEEP_BUCKETS);
+        }
+        let s = w.pipeline.flows().stats();
+        assert_eq!((s.active, s.expired), (0, active));
     }
 
     #[test]

@@ -527,6 +527,39 @@ fn dnat_replies_keep_the_connection_alive() {
     assert_eq!(lb.pipe.flows().stats().created, created + 2);
 }
 
+/// Flow ages are u32 milliseconds in the table; a capture that spans more than 2^31 ms
+/// (24.8 days) must still expire what is idle longer than its timeout.
+#[test]
+fn flows_idle_for_weeks_have_expired() {
+    const DAY: u64 = 24 * 3600 * 1000;
+    let text = node(1500) + &vip("dns", "198.51.100.10", 53, "udp", "gre", &["address = \"10.1.0.11\""]);
+    let mut lb = Lb::new(&text);
+    let a = udp_frame(m(NODE_MAC), m(CLIENT_MAC), "172.16.0.5", "198.51.100.10", 40000, 53, b"a", opts());
+    let b = udp_frame(m(NODE_MAC), m(CLIENT_MAC), "172.16.0.6", "198.51.100.10", 40000, 53, b"b", opts());
+    let created = |lb: &Lb| lb.pipe.flows().stats().created;
+    // A quiet capture: gaps of 25 days and of 49.7 days + 1 s (the u32 clock's wrap).
+    lb.at(0, &a);
+    for (i, t) in [25 * DAY, 25 * DAY + (1 << 32) + 1000].into_iter().enumerate() {
+        lb.at(t, &a);
+        assert_eq!(created(&lb), 2 + i as u64, "after a gap of {t} ms the flow is new");
+    }
+    let expired = lb.pipe.flows().stats().expired;
+    assert_eq!(expired, 2);
+    // A busy one, with a 24-day timeout in the config so that no gap empties the table:
+    // flow b every 6 hours for 26 days, then a again, 26 days (more than 2^31 ms) after
+    // its last packet.
+    let long = text
+        .replace("flow_table_capacity = 4096\n", "flow_table_capacity = 4096\ntcp_established_timeout = \"576h\"\n");
+    let mut lb = Lb::new(&long);
+    lb.at(0, &a);
+    for q in 1..=(26 * 4) {
+        lb.at(q * DAY / 4, &b);
+    }
+    let before = created(&lb);
+    lb.at(26 * DAY + 1, &a);
+    assert_eq!(created(&lb), before + 1, "a, idle for 26 days, is a new flow");
+}
+
 /// DNAT checks the IPv4 header checksum both ways (a reply of a known flow too); GRE
 /// carries the packet unchanged, as it arrived, checksum and all.
 #[test]

@@ -409,6 +409,29 @@ impl SubTable {
         n
     }
 
+    /// Empty the table, counting every entry as expired (the clock moved past every
+    /// timeout); returns how many.
+    pub(super) fn expire_everything(&mut self) -> u64 {
+        let mut n = 0u64;
+        let mut clear = |b: &mut Bucket| {
+            let occ = b.occupied();
+            n += u64::from(occ.count_ones());
+            for way in 0..WAYS {
+                if occ & (1 << way) != 0 {
+                    b.clear(way);
+                }
+            }
+        };
+        self.buckets.buckets_mut().iter_mut().for_each(&mut clear);
+        if self.n_ovf > 0 {
+            self.overflow.buckets_mut().iter_mut().for_each(&mut clear);
+        }
+        self.flags.iter_mut().for_each(|w| *w = 0);
+        self.stats.expired += n;
+        self.stats.active -= n;
+        n
+    }
+
     pub(super) fn expire_all(&mut self, now_ms: u32, timeouts: &FlowTimeouts) -> u64 {
         let mut n: u64 = self.buckets.buckets_mut().iter_mut().map(|b| Self::sweep_bucket(b, now_ms, timeouts)).sum();
         for o in 0..self.n_ovf {

@@ -77,7 +77,22 @@ pub struct Pipeline {
     /// Packets that took the fast lane (tests).
     #[cfg(test)]
     lane_packets: u64,
+    /// [`Pipeline::process_timed`]'s capture clock (none before its first packet).
+    clock: Option<CaptureClock>,
 }
+
+/// The latest packet time [`Pipeline::process_timed`] saw, and the time of its last
+/// full sweep of the flow table.
+#[derive(Clone, Copy, Debug)]
+struct CaptureClock {
+    last_ns: u64,
+    swept_ns: u64,
+}
+
+/// How often (capture time) [`Pipeline::process_timed`] reclaims every expired entry:
+/// 12 hours, half the margin between the longest timeout (24 days) and the flow
+/// table's 2^31 ms horizon.
+pub const FULL_SWEEP_NS: u64 = 12 * 3600 * 1_000_000_000;
 
 /// What pass 1 of the burst loop leaves for pass 2 about one packet (with its
 /// [`Parsed`] slot when it is not in the fast lane): one 48-byte record, so that
@@ -153,6 +168,7 @@ impl Pipeline {
             fast_lane: true,
             #[cfg(test)]
             lane_packets: 0,
+            clock: None,
         };
         p.on_snapshot(snap);
         Ok(p)
@@ -212,6 +228,17 @@ impl Pipeline {
     /// As [`Pipeline::process`], with each packet's own time (`times_ns[i]`, e.g. its
     /// capture timestamp): replay uses it so timeouts do not depend on how packets
     /// were grouped into bursts.
+    ///
+    /// The flow table keeps u32 millisecond times, whose differences are only read
+    /// right up to 2^31 ms (24.8 days). A capture may span more than that, so the
+    /// capture clock is watched here, where it is known in full:
+    ///
+    /// - a gap longer than every timeout empties the table (every flow has expired);
+    /// - every [`FULL_SWEEP_NS`] of capture time, the expired entries are reclaimed.
+    ///   An entry then never reaches 2^31 ms of age unseen, except with a timeout
+    ///   near the 24-day maximum and gaps of hours between packets.
+    ///
+    /// Neither changes what a lookup answers for a flow that has not expired.
     pub fn process_timed<B: PacketBuf>(
         &mut self,
         snap: &Snapshot,
@@ -219,11 +246,47 @@ impl Pipeline {
         pkts: &mut [B],
         verdicts: &mut [Verdict],
     ) {
-        for ((chunk, vchunk), tchunk) in
-            pkts.chunks_mut(BURST).zip(verdicts.chunks_mut(BURST)).zip(times_ns.chunks(BURST))
-        {
-            self.process_burst(snap, |i| (tchunk[i] / 1_000_000) as u32, chunk, vchunk);
+        let n = pkts.len().min(times_ns.len()).min(verdicts.len());
+        let mut start = 0;
+        while start < n {
+            self.capture_clock(times_ns[start]);
+            // A burst ends at BURST packets or before a packet that jumps the clock.
+            let mut end = start + 1;
+            while end < n && end - start < BURST && !self.clock_jumps(times_ns[end]) {
+                if let Some(c) = self.clock.as_mut() {
+                    c.last_ns = c.last_ns.max(times_ns[end]);
+                }
+                end += 1;
+            }
+            let times = &times_ns[start..end];
+            self.process_burst(
+                snap,
+                |i| (times[i] / 1_000_000) as u32,
+                &mut pkts[start..end],
+                &mut verdicts[start..end],
+            );
+            start = end;
         }
+    }
+
+    /// Whether a packet at `t_ns` comes after a gap longer than every timeout.
+    #[inline]
+    fn clock_jumps(&self, t_ns: u64) -> bool {
+        self.clock.is_some_and(|c| t_ns.saturating_sub(c.last_ns) > u64::from(self.flows.max_timeout_ms()) * 1_000_000)
+    }
+
+    /// The capture clock moves to `t_ns` (see [`Pipeline::process_timed`]).
+    fn capture_clock(&mut self, t_ns: u64) {
+        let jumps = self.clock_jumps(t_ns);
+        let c = self.clock.get_or_insert(CaptureClock { last_ns: t_ns, swept_ns: t_ns });
+        if jumps {
+            self.flows.expire_everything();
+            c.swept_ns = t_ns;
+        } else if t_ns.saturating_sub(c.swept_ns) > FULL_SWEEP_NS {
+            self.flows.expire_all((t_ns / 1_000_000) as u32);
+            c.swept_ns = t_ns;
+        }
+        c.last_ns = c.last_ns.max(t_ns);
     }
 
     /// One burst of at most [`BURST`] packets; returns how many verdicts are `Tx`.
