@@ -74,6 +74,11 @@ pub enum PcapError {
     TooLarge { offset: u64, len: u64 },
     #[error("malformed capture at byte {offset}: packet refers to undeclared interface {id}")]
     UnknownInterface { offset: u64, id: u32 },
+    #[error(
+        "a packet's timestamp ({sec} s after 1970) is past 2106-02-07, the last time a classic pcap file \
+         (the output format) can hold"
+    )]
+    TimestampTooLate { sec: u64 },
 }
 
 /// One pcapng interface (Interface Description Block).
@@ -676,7 +681,7 @@ impl<W: Write> PcapWriter<W> {
         let sec = ts_ns / 1_000_000_000;
         let sub = ts_ns % 1_000_000_000;
         let Ok(sec) = u32::try_from(sec) else {
-            return Err(PcapError::Io(io::Error::new(io::ErrorKind::InvalidInput, "timestamp past year 2106")));
+            return Err(PcapError::TimestampTooLate { sec });
         };
         let frac = match self.resolution {
             TsResolution::Micro => sub / 1000,
@@ -726,6 +731,18 @@ mod tests {
 
     fn frame(n: usize, seed: u8) -> Vec<u8> {
         (0..n).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    }
+
+    /// The last second a classic pcap holds is written; the next one is a clear error
+    /// (said once: no I/O error under it repeating the words).
+    #[test]
+    fn timestamps_past_2106_are_a_clear_error() {
+        let mut w = PcapWriter::new(Vec::new(), TsResolution::Nano).unwrap();
+        w.write(u64::from(u32::MAX) * 1_000_000_000 + 999_999_999, &frame(60, 1)).unwrap();
+        let e = w.write((u64::from(u32::MAX) + 1) * 1_000_000_000, &frame(60, 2)).unwrap_err();
+        assert!(matches!(e, PcapError::TimestampTooLate { sec: 4_294_967_296 }), "{e:?}");
+        assert!(e.to_string().contains("past 2106-02-07"));
+        assert!(std::error::Error::source(&e).is_none());
     }
 
     fn read_all<R: Read>(r: &mut PcapReader<R>) -> Result<Vec<(u64, Vec<u8>)>, PcapError> {
