@@ -2,9 +2,9 @@
 //! type, so that the validation pass can report every bad value with its place.
 //! Unknown keys are rejected here (`deny_unknown_fields`).
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     pub node: Option<RawNode>,
@@ -14,7 +14,7 @@ pub struct RawConfig {
     pub io: Option<RawIo>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawNode {
     pub mac: Option<String>,
@@ -24,7 +24,7 @@ pub struct RawNode {
     pub mtu: Option<i64>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawDataplane {
     pub workers: Option<i64>,
@@ -34,7 +34,7 @@ pub struct RawDataplane {
     pub udp_timeout: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawVip {
     pub name: Option<String>,
@@ -49,7 +49,7 @@ pub struct RawVip {
 }
 
 /// A `[[vip.backend]]` table; also the `add = { ... }` of a replay event.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct RawBackend {
     pub address: Option<String>,
@@ -58,7 +58,7 @@ pub struct RawBackend {
     pub state: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawIo {
     pub driver: Option<String>,
@@ -70,7 +70,7 @@ pub struct RawIo {
     pub dpdk: Option<RawDpdk>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawDpdk {
     pub eal_args: Option<Vec<String>>,

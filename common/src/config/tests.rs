@@ -228,6 +228,55 @@ fn tables_and_arrays_of_the_wrong_shape_are_reported() {
     assert_eq!(errs.len(), 1, "{errs:#?}");
 }
 
+/// The other way round: every field of the raw structs (listed in full, so that a new
+/// field does not compile here until it is added) is a key the shape pass knows.
+#[test]
+fn every_raw_field_is_a_key_the_shape_pass_knows() {
+    use raw::*;
+    let s = || Some("x".to_string());
+    let backend = RawBackend { address: s(), port: Some(1), weight: Some(1), state: s() };
+    let raw = RawConfig {
+        node: Some(RawNode { mac: s(), gateway_mac: s(), ipv4: s(), ipv6: s(), mtu: Some(1) }),
+        dataplane: Some(RawDataplane {
+            workers: Some(1),
+            flow_table_capacity: Some(1),
+            tcp_established_timeout: s(),
+            tcp_transitory_timeout: s(),
+            udp_timeout: s(),
+        }),
+        vips: vec![RawVip {
+            name: s(),
+            address: s(),
+            port: Some(1),
+            protocol: s(),
+            forwarding: s(),
+            hash: s(),
+            table_size: Some(1),
+            backends: vec![backend],
+        }],
+        io: Some(RawIo {
+            driver: s(),
+            interface: s(),
+            cores: Some(vec![1]),
+            xdp_mode: s(),
+            zero_copy: s(),
+            ring_size: Some(1),
+            dpdk: Some(RawDpdk {
+                eal_args: Some(vec!["x".into()]),
+                port: Some(1),
+                tx_port: Some(1),
+                mbufs: Some(1),
+                host_tap: s(),
+            }),
+        }),
+    };
+    let text = toml::to_string(&raw).expect("serialize");
+    let mut table: toml::Table = text.parse().expect("TOML");
+    let mut e = super::error::Errors::default();
+    super::shape::check(&mut table, &mut e);
+    assert!(e.list.is_empty(), "{:?}\n{text}", e.list);
+}
+
 /// The key lists of the shape pass and the raw structs agree: a configuration with
 /// every key of every table is read (an unknown key would fail here).
 #[test]
