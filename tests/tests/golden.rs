@@ -330,6 +330,10 @@ fn dnat_packets_larger_than_the_mtu_are_not_sent() {
     let (v, _) = lb.one(&req(&big, IpOpts { df: false, ..opts() }));
     assert_eq!(v, Verdict::Drop);
     assert_eq!(lb.drops(DropReason::TooBig), 1);
+    // A TTL that runs out is what a router drops it for first.
+    let (v, _) = lb.one(&req(&big, IpOpts { ttl: 1, ..opts() }));
+    assert_eq!(v, Verdict::Drop);
+    assert_eq!(lb.drops(DropReason::TtlExpired), 1);
 
     let input = req(&big, opts());
     let (v, out) = lb.one(&input);

@@ -672,6 +672,11 @@ impl Pipeline {
     #[cold]
     #[inline(never)]
     fn dnat_too_big<B: PacketBuf>(&mut self, snap: &Snapshot, b: &mut B, p: &Parsed) -> Result<Verdict, DropReason> {
+        // As a router: a packet whose TTL / hop limit runs out is dropped for that first.
+        let hop = b.data().get(p.l2_len + if p.is_v4() { 8 } else { 7 }).copied().unwrap_or(0);
+        if hop <= 1 {
+            return Err(DropReason::TtlExpired);
+        }
         if (p.is_v4() && !p.df) || p.proto == proto::ICMP || p.proto == proto::ICMPV6 {
             return Err(DropReason::TooBig);
         }
