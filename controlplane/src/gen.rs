@@ -12,7 +12,8 @@
 //!   packets spread over the capture; a flow's own packets stay in order.
 //! - TCP: SYN, then PSH|ACK data segments, then FIN|ACK (90% of flows) or RST|ACK
 //!   (10%); sequence numbers advance with the data. `established_only` emits only
-//!   PSH|ACK data (no SYN, FIN or RST) for throughput benches. UDP: datagrams.
+//!   PSH|ACK data (no SYN, FIN or RST) for throughput benches. A segment with no room
+//!   for data (a 64-byte IPv6 frame) is a plain ACK. UDP: datagrams.
 //! - Frame sizes (Ethernet header included, no FCS): IMIX 7:4:1 of 64/594/1518
 //!   bytes capped at `mtu + 14`, or a fixed size; never below the headers' size.
 //!   SYN/FIN/RST carry no payload.
@@ -347,6 +348,9 @@ pub fn generate<W: Write>(
             };
             want.min(max_frame).saturating_sub(hdrs)
         };
+        // A segment the frame size leaves no room for data in (a 64-byte IPv6 TCP
+        // frame) is a plain ACK: PSH without data reads as a duplicate ACK.
+        let flags = if flags == PSH | ACK && payload == 0 { ACK } else { flags };
         let len = hdrs + payload;
         let poff = (f.seq as usize) % 4096;
         frame[hdrs..len].copy_from_slice(&pattern[poff..poff + payload]);
@@ -709,7 +713,7 @@ mod tests {
         assert_eq!(h, PINNED_FNV, "{h:#x}");
     }
     const PINNED_BYTES: u64 = 350_000;
-    const PINNED_FNV: u64 = 0x6f79_5c64_33f8_972e;
+    const PINNED_FNV: u64 = 0x736b_56b9_5138_7958;
 
     #[test]
     fn every_frame_is_valid_and_count_is_exact() {
@@ -762,9 +766,14 @@ mod tests {
         let (bytes, s) = gen_bytes(&targets(), &o);
         let pkts = decode(&bytes);
         assert_eq!((s.syn, s.fin, s.rst), (0, 0, 0));
-        for p in pkts.iter().filter_map(|p| p.tcp_flags) {
-            assert!(!p.0 && !p.2 && !p.3 && p.1 && p.4);
+        for p in &pkts {
+            let Some(f) = p.tcp_flags else { continue };
+            assert!(!f.0 && !f.2 && !f.3 && f.1);
+            // PSH exactly when the segment carries data (a 64-byte IPv6 frame has no room).
+            let hdrs = if p.key.0.is_ipv6() { 74 } else { 54 };
+            assert_eq!(f.4, p.len > hdrs, "{p:?}");
         }
+        assert!(pkts.iter().any(|p| p.tcp_flags.is_some_and(|f| !f.4)), "some IPv6 64-byte frames");
     }
 
     #[test]
@@ -847,7 +856,8 @@ mod tests {
         }
         assert_eq!(s.last_ts_ns, 1_700_000_000_000_000_000 + 5999 * 1000);
         // IMIX: 7:4:1 of small/medium/large among data frames.
-        let data: Vec<usize> = pkts.iter().filter(|p| p.tcp_flags.is_none_or(|f| f.4)).map(|p| p.len).collect();
+        let data: Vec<usize> =
+            pkts.iter().filter(|p| p.tcp_flags.is_none_or(|f| !f.0 && !f.2 && !f.3)).map(|p| p.len).collect();
         let small = data.iter().filter(|l| **l <= 94).count() as f64 / data.len() as f64;
         let large = data.iter().filter(|l| **l == 1514).count() as f64 / data.len() as f64;
         assert!((small - 7.0 / 12.0).abs() < 0.03, "small {small}");
