@@ -69,6 +69,11 @@ pub fn parse(text: &str) -> Result<Vec<Event>, Vec<String>> {
     for (i, e) in raw.event.iter().enumerate() {
         let place = format!("event[{i}] (vip {:?})", e.vip);
         let at = match parse_duration(&e.at) {
+            // Capture times are u64 nanoseconds: a later time could never be reached.
+            Ok(d) if u64::try_from(d.as_nanos()).is_err() => {
+                errors.push(format!("{place}: at: {:?} is later than any capture time (about 584 years)", e.at));
+                None
+            }
             Ok(d) => Some(d),
             Err(msg) => {
                 errors.push(format!("{place}: at: {msg}"));
@@ -196,6 +201,18 @@ remove = "10.1.0.11"
         assert!(matches!(ev[1].change, Change::SetWeight { weight: 3, .. }));
         assert!(matches!(&ev[2].change, Change::Add { backend, .. } if backend.weight == 1));
         assert!(matches!(ev[3].change, Change::Remove { .. }));
+    }
+
+    /// `at` past u64 nanoseconds is an error, not a time that wraps to the start.
+    #[test]
+    fn an_at_past_every_capture_time_is_an_error() {
+        let ev =
+            |at: &str| format!("[[event]]\nat = \"{at}\"\nvip = \"web\"\nbackend = \"10.1.0.11\"\nset = \"down\"\n");
+        assert!(parse(&ev("18446744073.709551615s")).is_ok());
+        for at in ["18446744073.709551616s", "36893488147.519103232s"] {
+            let errs = parse(&ev(at)).unwrap_err();
+            assert!(errs[0].contains("later than any capture time"), "{errs:?}");
+        }
     }
 
     #[test]

@@ -339,6 +339,28 @@ fn bad_options_and_inputs_fail_with_one_line() {
     assert_eq!(r.status.code(), Some(1), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("flow_table_capacity"), "{err}");
+
+    // An output on an input (directly or through a symbolic link), or two outputs on one
+    // file: refused before anything is written, and the input is left as it was.
+    let before = std::fs::read(&input).unwrap();
+    let link = dir.join("link.pcap");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(&input, &link).unwrap();
+    let host = ["--host-output", out.to_str().unwrap()];
+    let stats_on_cfg = ["--stats-json", cfg.to_str().unwrap()];
+    for (o, extra, what) in [
+        (&input, &[][..], "--output"),
+        (&link, &[][..], "--output"),
+        (&out, &host[..], "--host-output"),
+        (&out, &stats_on_cfg[..], "--stats-json"),
+    ] {
+        let r = replay(&cfg, &input, o, 1, extra);
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert_eq!(r.status.code(), Some(1), "{err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains(what) && err.contains("the same file as"), "{err}");
+    }
+    assert_eq!(std::fs::read(&input).unwrap(), before, "the input is untouched");
 }
 
 /// "Any size": a capture's frames longer than a jumbo Ethernet frame are replayed

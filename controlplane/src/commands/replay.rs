@@ -1,6 +1,6 @@
 //! `l4lb replay`: the data plane fed from a capture (see `crate::replay`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use common::config::Config;
 
@@ -46,7 +46,53 @@ pub fn load_config(path: &std::path::Path) -> Result<Config, String> {
     Config::load(path).map_err(|e| e.lines().join("; "))
 }
 
+/// The file a path names, for comparing paths: the canonical path of an existing file
+/// (symbolic links followed), else its canonical directory joined with its name.
+fn file_identity(path: &Path) -> PathBuf {
+    if let Ok(p) = path.canonicalize() {
+        return p;
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    match (dir.canonicalize(), path.file_name()) {
+        (Ok(d), Some(name)) => d.join(name),
+        _ => path.to_path_buf(),
+    }
+}
+
+/// Every file replay writes must be its own, and none of the files it reads: an
+/// output on an input would destroy it, two outputs on one file would interleave.
+fn check_paths(args: &Args) -> Result<(), String> {
+    let mut files: Vec<(&str, PathBuf)> =
+        vec![("--config", file_identity(&args.config)), ("--input", file_identity(&args.input))];
+    if let Some(e) = &args.events {
+        files.push(("--events", file_identity(e)));
+    }
+    let outputs = [
+        ("--output", Some(&args.output)),
+        ("--host-output", args.host_output.as_ref()),
+        ("--stats-json", args.stats_json.as_ref()),
+    ];
+    for (name, path) in outputs {
+        let Some(path) = path else { continue };
+        let id = file_identity(path);
+        if let Some((other, _)) = files.iter().find(|(_, f)| *f == id) {
+            return Err(format!(
+                "{name} {}: the same file as {other}: each output needs a file of its own",
+                path.display()
+            ));
+        }
+        files.push((name, id));
+    }
+    Ok(())
+}
+
 pub fn run(args: &Args) -> i32 {
+    if let Err(e) = check_paths(args) {
+        return fail(e);
+    }
     let cfg = match load_config(&args.config) {
         Ok(c) => c,
         Err(e) => return fail(e),
