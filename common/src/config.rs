@@ -292,18 +292,16 @@ impl Config {
     /// Parse and validate TOML text: every problem is reported, each with its place
     /// (a TOML syntax error, which leaves nothing to read past it, alone).
     pub fn from_toml_str(text: &str) -> Result<Config, ConfigErrors> {
-        let mut table: toml::Table = text.parse().map_err(|err: toml::de::Error| {
-            let place = match err.span() {
-                Some(span) => line_column(text, span.start),
-                None => String::new(),
-            };
+        // A TOML error as one line, with its line and column when it has a place.
+        let toml_error = |err: toml::de::Error| {
+            let place = err.span().map_or_else(String::new, |span| line_column(text, span.start));
             ConfigErrors::single(place, err.message().trim().replace('\n', " "))
-        })?;
+        };
+        let mut table: toml::Table = text.parse().map_err(toml_error)?;
         // Unknown keys and wrong types, all of them; what is left is read and validated.
         let mut shape_errors = Errors::default();
         let removed = shape::check(&mut table, &mut shape_errors);
-        let raw = raw::RawConfig::deserialize(toml::Value::Table(table))
-            .map_err(|err| ConfigErrors::single("", err.message().trim().replace('\n', " ")))?;
+        let raw = raw::RawConfig::deserialize(toml::Value::Table(table)).map_err(toml_error)?;
         let mut errors = shape_errors.list;
         match Self::from_raw(&raw) {
             Ok(cfg) if errors.is_empty() => return Ok(cfg),

@@ -67,36 +67,79 @@ const DPDK: &[(&str, Kind)] = &[
     ("host_tap", Kind::Str),
 ];
 
+/// The keys of the table at TOML path `path` (`""` for the top level).
+fn fields(path: &str) -> &'static [(&'static str, Kind)] {
+    match path {
+        "" => TOP,
+        "node" => NODE,
+        "dataplane" => DATAPLANE,
+        "vip" => VIP,
+        "vip.backend" => BACKEND,
+        "io" => IO,
+        "io.dpdk" => DPDK,
+        _ => &[],
+    }
+}
+
+/// The place of element `i` of the array of tables at `path` (`vip[1] "api"`,
+/// `vip[1] "api": backend[2] (10.1.0.12)`), under the place of its parent table.
+fn element_place(path: &str, parent: &str, i: usize, t: &Table) -> String {
+    let s = |key: &str| t.get(key).and_then(Value::as_str);
+    match path {
+        "vip.backend" => backend_place(parent, i, s("address")),
+        _ => vip_place(i, s("name")),
+    }
+}
+
 /// Check the whole tree (see the module's doc). Returns the places taken out for a
 /// wrong type (`place: field`, or a whole `vip[1]`), whose "missing" complaints the
 /// later passes must not repeat.
 pub(crate) fn check(root: &mut Table, e: &mut Errors) -> Vec<String> {
     let mut removed = Vec::new();
-    keys(root, "", "", TOP, e, &mut removed);
-    for (name, fields) in [("node", NODE), ("dataplane", DATAPLANE), ("io", IO)] {
-        if let Some(Value::Table(t)) = root.get_mut(name) {
-            keys(t, name, name, fields, e, &mut removed);
-            if name == "io"
-                && let Some(Value::Table(d)) = t.get_mut("dpdk")
-            {
-                keys(d, "io.dpdk", "io.dpdk", DPDK, e, &mut removed);
-            }
-        }
-    }
-    if let Some(Value::Array(vips)) = root.get_mut("vip") {
-        for (i, v) in vips.iter_mut().enumerate() {
-            let Value::Table(vip) = v else { continue };
-            let place = vip_place(i, vip.get("name").and_then(Value::as_str));
-            keys(vip, &place, "vip", VIP, e, &mut removed);
-            let Some(Value::Array(backends)) = vip.get_mut("backend") else { continue };
-            for (j, b) in backends.iter_mut().enumerate() {
-                let Value::Table(b) = b else { continue };
-                let bplace = backend_place(&place, j, b.get("address").and_then(Value::as_str));
-                keys(b, &bplace, "vip.backend", BACKEND, e, &mut removed);
-            }
-        }
-    }
+    walk(root, "", "", e, &mut removed);
     removed
+}
+
+/// [`keys`] of the table at `path`, then of the tables and arrays of tables in it.
+fn walk(t: &mut Table, place: &str, path: &str, e: &mut Errors, removed: &mut Vec<String>) {
+    let fields = fields(path);
+    keys(t, place, path, fields, e, removed);
+    for (key, kind) in fields {
+        let sub = if path.is_empty() { key.to_string() } else { format!("{path}.{key}") };
+        match (kind, t.get_mut(*key)) {
+            // A table's place is its TOML name (`node`, `io.dpdk`).
+            (Kind::Table, Some(Value::Table(inner))) => walk(inner, &sub, &sub, e, removed),
+            (Kind::Tables, Some(Value::Array(items))) => {
+                for (i, item) in items.iter_mut().enumerate() {
+                    if let Value::Table(inner) = item {
+                        let p = element_place(&sub, place, i, inner);
+                        walk(inner, &p, &sub, e, removed);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A tree with every key the shape pass knows, each with a value of its kind (tests:
+/// the raw structs must read it).
+#[cfg(test)]
+pub(crate) fn sample(path: &str) -> Table {
+    let mut t = Table::new();
+    for (key, kind) in fields(path) {
+        let sub = if path.is_empty() { key.to_string() } else { format!("{path}.{key}") };
+        let v = match kind {
+            Kind::Str => Value::String("x".into()),
+            Kind::Int => Value::Integer(1),
+            Kind::Strs => Value::Array(vec![Value::String("x".into())]),
+            Kind::Ints => Value::Array(vec![Value::Integer(1)]),
+            Kind::Table => Value::Table(sample(&sub)),
+            Kind::Tables => Value::Array(vec![Value::Table(sample(&sub))]),
+        };
+        t.insert(key.to_string(), v);
+    }
+    t
 }
 
 /// One table's keys (`path`: the table's TOML name, for hints): unknown ones and

@@ -36,6 +36,27 @@ fn rank(class: FlowClass) -> u8 {
     }
 }
 
+/// Which entries a sweep reclaims.
+#[derive(Clone, Copy)]
+enum Sweep<'a> {
+    /// Those idle longer than their class's timeout at `now_ms`.
+    Expired { now_ms: u32, timeouts: &'a FlowTimeouts },
+    /// All of them (the clock moved past every timeout).
+    All,
+}
+
+impl Sweep<'_> {
+    #[inline]
+    fn takes(self, bucket: &Bucket, way: usize) -> bool {
+        match self {
+            Sweep::Expired { now_ms, timeouts } => {
+                idle_ms(now_ms, bucket.seen(way)) > timeouts.timeout(bucket.class(way))
+            }
+            Sweep::All => true,
+        }
+    }
+}
+
 /// Main buckets per overflow bucket.
 pub(super) const OVERFLOW_RATIO: usize = 32;
 
@@ -396,12 +417,12 @@ impl SubTable {
         }
     }
 
-    /// Reclaim the expired entries of one bucket; returns how many.
-    fn sweep_bucket(bucket: &mut Bucket, now_ms: u32, timeouts: &FlowTimeouts) -> u64 {
+    /// Reclaim the entries of one bucket that `sweep` takes; returns how many.
+    fn sweep_bucket(bucket: &mut Bucket, sweep: Sweep<'_>) -> u64 {
         let occ = bucket.occupied();
         let mut n = 0;
         for way in 0..WAYS {
-            if occ & (1 << way) != 0 && idle_ms(now_ms, bucket.seen(way)) > timeouts.timeout(bucket.class(way)) {
+            if occ & (1 << way) != 0 && sweep.takes(bucket, way) {
                 bucket.clear(way);
                 n += 1;
             }
@@ -412,30 +433,18 @@ impl SubTable {
     /// Empty the table, counting every entry as expired (the clock moved past every
     /// timeout); returns how many.
     pub(super) fn expire_everything(&mut self) -> u64 {
-        let mut n = 0u64;
-        let mut clear = |b: &mut Bucket| {
-            let occ = b.occupied();
-            n += u64::from(occ.count_ones());
-            for way in 0..WAYS {
-                if occ & (1 << way) != 0 {
-                    b.clear(way);
-                }
-            }
-        };
-        self.buckets.buckets_mut().iter_mut().for_each(&mut clear);
-        if self.n_ovf > 0 {
-            self.overflow.buckets_mut().iter_mut().for_each(&mut clear);
-        }
-        self.flags.iter_mut().for_each(|w| *w = 0);
-        self.stats.expired += n;
-        self.stats.active -= n;
-        n
+        self.sweep_all(Sweep::All)
     }
 
     pub(super) fn expire_all(&mut self, now_ms: u32, timeouts: &FlowTimeouts) -> u64 {
-        let mut n: u64 = self.buckets.buckets_mut().iter_mut().map(|b| Self::sweep_bucket(b, now_ms, timeouts)).sum();
+        self.sweep_all(Sweep::Expired { now_ms, timeouts })
+    }
+
+    /// Every main and overflow bucket swept, counted as expired.
+    fn sweep_all(&mut self, sweep: Sweep<'_>) -> u64 {
+        let mut n: u64 = self.buckets.buckets_mut().iter_mut().map(|b| Self::sweep_bucket(b, sweep)).sum();
         for o in 0..self.n_ovf {
-            n += self.sweep_overflow(o, now_ms, timeouts);
+            n += self.sweep_overflow(o, sweep);
         }
         self.stats.expired += n;
         self.stats.active -= n;
@@ -447,7 +456,7 @@ impl SubTable {
         let all = self.buckets.buckets_mut();
         let mut n = 0;
         for _ in 0..buckets.min(len) {
-            n += Self::sweep_bucket(&mut all[self.sweep_cursor], now_ms, timeouts);
+            n += Self::sweep_bucket(&mut all[self.sweep_cursor], Sweep::Expired { now_ms, timeouts });
             self.sweep_cursor += 1;
             if self.sweep_cursor == len {
                 self.sweep_cursor = 0;
@@ -456,7 +465,7 @@ impl SubTable {
         // The overflow area at the same pace (one of its buckets per OVERFLOW_RATIO).
         if self.n_ovf > 0 {
             for _ in 0..buckets.min(len).div_ceil(OVERFLOW_RATIO).min(self.n_ovf) {
-                n += self.sweep_overflow(self.ovf_cursor, now_ms, timeouts);
+                n += self.sweep_overflow(self.ovf_cursor, Sweep::Expired { now_ms, timeouts });
                 self.ovf_cursor = (self.ovf_cursor + 1) % self.n_ovf;
             }
         }
@@ -467,9 +476,9 @@ impl SubTable {
 
     /// Reclaim the expired entries of overflow bucket `o`; when it is left empty,
     /// clear the flags of the main buckets that overflow into it.
-    fn sweep_overflow(&mut self, o: usize, now_ms: u32, timeouts: &FlowTimeouts) -> u64 {
+    fn sweep_overflow(&mut self, o: usize, sweep: Sweep<'_>) -> u64 {
         let Some(bucket) = self.overflow.bucket_mut(o) else { return 0 };
-        let n = Self::sweep_bucket(bucket, now_ms, timeouts);
+        let n = Self::sweep_bucket(bucket, sweep);
         if bucket.occupied() == 0 {
             // The main buckets that overflow into `o` (see `ovf_of`).
             let first = o * OVERFLOW_RATIO;

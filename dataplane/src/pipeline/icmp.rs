@@ -117,13 +117,8 @@ pub fn echo_request_ok(frame: &[u8], p: &Parsed) -> Result<(), DropReason> {
         }
         checksum::checksum(msg) == 0
     } else {
-        let (Some(s), Some(d)) = (frame.get(l3 + 8..l3 + 24), frame.get(l3 + 24..l3 + 40)) else {
-            return Err(DropReason::IcmpMalformed);
-        };
-        let (mut src, mut dst) = ([0u8; 16], [0u8; 16]);
-        src.copy_from_slice(s);
-        dst.copy_from_slice(d);
-        checksum::l4_checksum_v6(src, dst, proto::ICMPV6, msg) == 0
+        // Parse checked the 40-byte IPv6 header at `l3` and `l4..end` (`msg`) in the frame.
+        icmpv6_checksum(frame, l3, l4, end) == 0
     };
     if ok { Ok(()) } else { Err(DropReason::IcmpBadChecksum) }
 }
@@ -166,8 +161,8 @@ pub fn echo_reply<B: PacketBuf>(buf: &mut B, p: &Parsed, node: &NodeInfo) {
     set_l2(data, node);
 }
 
-/// The ICMPv6 checksum of the message at `l4..end` (checksum field zeroed) under the
-/// IPv6 header at `l3`.
+/// The ICMPv6 checksum of the message at `l4..end` under the IPv6 header at `l3`:
+/// the value to store when the checksum field is zero, 0 when the field is right.
 #[inline]
 fn icmpv6_checksum(data: &[u8], l3: usize, l4: usize, end: usize) -> u16 {
     let mut s = [0u8; 16];

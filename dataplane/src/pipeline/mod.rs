@@ -475,9 +475,8 @@ impl Pipeline {
         match vip.forwarding {
             Forwarding::Gre | Forwarding::Ipip => self.encap(snap, b, p, vip, slot),
             Forwarding::Dnat => {
-                if p.ip_len > usize::from(snap.node.mtu) {
-                    self.counters.backend_unsent(vip_id, slot, len);
-                    return self.dnat_too_big(snap, b, p);
+                if let Some(r) = self.dnat_over_mtu(snap, b, p, Some((vip_id, slot, len))) {
+                    return r;
                 }
                 let backend = &vip.backends[usize::from(slot)];
                 let port = nat::backend_port(vip, backend);
@@ -665,16 +664,34 @@ impl Pipeline {
         }
     }
 
-    /// A packet DNAT would send larger than `node.mtu` (it goes out as long as it came
-    /// in): what an encapsulation too big gets. An ICMP "fragmentation needed" (IPv4 with
+    /// DNAT sends a packet as long as it came in: `None` when that fits `node.mtu`,
+    /// else the packet's answer instead of the rewrite ([`Pipeline::dnat_too_big`]).
+    /// `counted`: the backend count to take back (requests, counted for their backend).
+    #[inline(always)]
+    fn dnat_over_mtu<B: PacketBuf>(
+        &mut self,
+        snap: &Snapshot,
+        b: &mut B,
+        p: &Parsed,
+        counted: Option<(u16, u16, usize)>,
+    ) -> Option<Result<Verdict, DropReason>> {
+        if p.ip_len <= usize::from(snap.node.mtu) {
+            return None;
+        }
+        if let Some((vip_id, slot, len)) = counted {
+            self.counters.backend_unsent(vip_id, slot, len);
+        }
+        Some(self.dnat_too_big(snap, b, p))
+    }
+
+    /// What an encapsulation too big gets: an ICMP "fragmentation needed" (IPv4 with
     /// DF) or "packet too big" (IPv6) goes back to its sender, as DPVS answers; an IPv4
     /// packet without DF, or ICMP itself, is dropped and counted (l4lb does not fragment).
     #[cold]
     #[inline(never)]
     fn dnat_too_big<B: PacketBuf>(&mut self, snap: &Snapshot, b: &mut B, p: &Parsed) -> Result<Verdict, DropReason> {
         // As a router: a packet whose TTL / hop limit runs out is dropped for that first.
-        let hop = b.data().get(p.l2_len + if p.is_v4() { 8 } else { 7 }).copied().unwrap_or(0);
-        if hop <= 1 {
+        if nat::ttl_runs_out(b.data(), p.l2_len, p.is_v4()) {
             return Err(DropReason::TtlExpired);
         }
         if (p.is_v4() && !p.df) || p.proto == proto::ICMP || p.proto == proto::ICMPV6 {
@@ -703,8 +720,8 @@ impl Pipeline {
             _ => return Ok(Verdict::Host),
         };
         let Some(vip) = snap.vips.get(usize::from(vip_id)) else { return Ok(Verdict::Host) };
-        if p.ip_len > usize::from(snap.node.mtu) {
-            return self.dnat_too_big(snap, b, p);
+        if let Some(r) = self.dnat_over_mtu(snap, b, p, None) {
+            return r;
         }
         let vip_port = nat::vip_port(vip);
         nat::rewrite_buf(b, p, &snap.node, End::Source, &vip.address, vip_port)?;
@@ -825,9 +842,8 @@ impl Pipeline {
         match vip.forwarding {
             Forwarding::Gre | Forwarding::Ipip => self.encap(snap, b, p, vip, slot),
             Forwarding::Dnat => {
-                if p.ip_len > usize::from(snap.node.mtu) {
-                    self.counters.backend_unsent(vip_id, slot, len);
-                    return self.dnat_too_big(snap, b, p);
+                if let Some(r) = self.dnat_over_mtu(snap, b, p, Some((vip_id, slot, len))) {
+                    return r;
                 }
                 let backend = &vip.backends[usize::from(slot)];
                 // Only the first fragment carries the port.
@@ -850,8 +866,8 @@ impl Pipeline {
     ) -> Result<Verdict, DropReason> {
         self.counters.inc(Counter::Fragments);
         let vip = &snap.vips[usize::from(vip_id)];
-        if p.ip_len > usize::from(snap.node.mtu) {
-            return self.dnat_too_big(snap, b, p);
+        if let Some(r) = self.dnat_over_mtu(snap, b, p, None) {
+            return r;
         }
         let port = if p.frag == Frag::First { nat::vip_port(vip) } else { None };
         nat::rewrite_buf(b, p, &snap.node, End::Source, &vip.address, port)?;

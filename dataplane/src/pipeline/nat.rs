@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use common::checksum;
 use common::flow::proto;
 use common::snapshot::{BackendEntry, NodeInfo, VipEntry};
-use common::wire::{tcp, udp};
+use common::wire::{ipv4, tcp, udp};
 
 use super::encap::set_l2;
 use super::parse::{Frag, Parsed};
@@ -39,8 +39,14 @@ const V6_HOP: usize = 7;
 /// Whether the IPv4 header at `l3` (its length from its IHL) has a right checksum.
 #[inline]
 pub fn ipv4_checksum_ok(data: &[u8], l3: usize) -> bool {
-    let ihl = data.get(l3).map_or(0, |b| usize::from(b & 0x0f) * 4);
-    data.get(l3..l3 + ihl).is_some_and(|h| ihl >= 20 && checksum::checksum(h) == 0)
+    data.get(l3..).is_some_and(|h| ipv4::Ipv4Packet::new_quoted(h).is_ok_and(|ip| ip.verify_checksum()))
+}
+
+/// Whether the TTL / hop limit of the IP header at `l3` would leave as 0: what a
+/// router drops a packet for before anything else.
+#[inline]
+pub fn ttl_runs_out(data: &[u8], l3: usize, v4: bool) -> bool {
+    data.get(l3 + if v4 { V4_TTL } else { V6_HOP }).is_none_or(|&t| t <= 1)
 }
 
 /// Decrement the TTL / hop limit of the IP header at `l3`, keeping the IPv4
@@ -53,10 +59,10 @@ pub fn decrement_ttl(data: &mut [u8], l3: usize, v4: bool) -> Result<(), DropRea
         if !ipv4_checksum_ok(data, l3) {
             return Err(DropReason::Ipv4BadChecksum);
         }
-        let ttl = data[l3 + V4_TTL];
-        if ttl <= 1 {
+        if ttl_runs_out(data, l3, true) {
             return Err(DropReason::TtlExpired);
         }
+        let ttl = data[l3 + V4_TTL];
         let proto = data[l3 + V4_TTL + 1];
         let old = u16::from_be_bytes([ttl, proto]);
         let new = u16::from_be_bytes([ttl - 1, proto]);
@@ -65,11 +71,10 @@ pub fn decrement_ttl(data: &mut [u8], l3: usize, v4: bool) -> Result<(), DropRea
         let c = checksum::update_u16(c, old, new);
         data[l3 + V4_CSUM..l3 + V4_CSUM + 2].copy_from_slice(&c.to_be_bytes());
     } else {
-        let hop = data[l3 + V6_HOP];
-        if hop <= 1 {
+        if ttl_runs_out(data, l3, false) {
             return Err(DropReason::TtlExpired);
         }
-        data[l3 + V6_HOP] = hop - 1;
+        data[l3 + V6_HOP] -= 1;
     }
     Ok(())
 }
